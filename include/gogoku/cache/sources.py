@@ -1,0 +1,142 @@
+"""The J-Quants sources as the cache and the dataset builder see them, and their loading.
+
+`SourceLoader` fetches through the raw cache: it starts the built-in simulator once when no API URL
+is configured (DESIGN contract 3), and in offline mode it reads the cache only and fails loudly
+where the cache lacks data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import polars as pl
+
+from gogoku.cache.raw import CacheResult, RawCache
+from gogoku.config import Settings
+from gogoku.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CachedSource:
+    name: str
+    date_col: str
+    key_cols: tuple[str, ...]
+
+
+CACHED_SOURCES: dict[str, CachedSource] = {
+    s.name: s
+    for s in (
+        CachedSource("trading_calendar", "Date", ("Date",)),
+        CachedSource("listed_info", "Date", ("Code", "Date")),
+        CachedSource("daily_quotes", "Date", ("Code", "Date")),
+        CachedSource("topix", "Date", ("Date",)),
+        CachedSource("statements", "DisclosedDate", ("LocalCode", "DisclosureNumber")),
+        CachedSource("futures", "Date", ("Code", "Date")),
+    )
+}
+
+
+def parse_sources(raw: str | list[str]) -> list[str]:
+    """Parse `a,b,c` (or a list) into known source names, in order, without duplicates."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    names = [s.strip() for s in items if s.strip()]
+    if not names:
+        raise InputError("--sources is empty: give one or more of " + ", ".join(CACHED_SOURCES))
+    unknown = [n for n in names if n not in CACHED_SOURCES]
+    if unknown:
+        raise InputError(f"--sources: unknown source {unknown[0]!r}; known: {', '.join(CACHED_SOURCES)}")
+    return list(dict.fromkeys(names))
+
+
+@dataclass
+class SourceLoader:
+    """Loads sources through the raw cache under `settings.data_root`; use as a context manager."""
+
+    settings: Settings
+    offline: bool = False
+    max_age_days: float | None = None
+    api_calls: int = 0
+    _server: Any = field(default=None, repr=False)
+    _url: str | None = field(default=None, repr=False)
+
+    def __enter__(self) -> SourceLoader:
+        if self.offline:
+            return self
+        if self.settings.api_url is None:
+            from gogoku.jquants.market import SimMarket
+            from gogoku.jquants.server import run_in_thread
+
+            t0 = time.perf_counter()
+            market = SimMarket(seed=self.settings.sim_seed, n_stocks=self.settings.sim_stocks)
+            self._server = run_in_thread(market=market, plan=self.settings.plan_tier)
+            self._url = self._server.url
+            log.info(
+                "built-in simulator at %s (seed %d, %d stocks, plan %s) ready in %.1fs",
+                self._url, self.settings.sim_seed, self.settings.sim_stocks, self.settings.plan_tier,
+                time.perf_counter() - t0,
+            )
+        else:
+            self._url = self.settings.api_url
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def origin(self) -> dict[str, Any]:
+        """Where the data comes from, for manifests (the simulator's seed lets reports compute its oracle)."""
+        s = self.settings
+        if s.api_url is None:
+            return {"api": "simulator", "seed": s.sim_seed, "stocks": s.sim_stocks, "plan": s.plan_tier}
+        return {"api": s.api_url, "version": s.api_version, "plan": s.plan_tier}
+
+    @property
+    def cache(self) -> RawCache:
+        if self.max_age_days is None:
+            return RawCache(self.settings.data_root)
+        return RawCache(self.settings.data_root, max_age_days=self.max_age_days)
+
+    def load(self, source: str, start: dt.date, end: dt.date, force: bool = False) -> CacheResult:
+        if end < start:
+            raise InputError(f"--end {end} is before --start {start}")
+        spec = CACHED_SOURCES[source]
+        result = self.cache.load(
+            source, start, end, fetch=lambda s, e: self._fetch(source, s, e),
+            date_col=spec.date_col, key_cols=spec.key_cols, force=force,
+        )
+        log.info(
+            "%s %s..%s: %s hit, coverage %.0f%%, %d fetch range(s), %d rows -> %s",
+            source, start, end, result.hit, 100 * result.coverage, result.api_calls, result.frame.height, result.path,
+        )
+        return result
+
+    def _fetch(self, source: str, start: dt.date, end: dt.date) -> pl.DataFrame:
+        if self.offline:
+            raise InputError(
+                f"offline: the cache under {self.settings.data_root}/raw/{source} lacks {source} for "
+                f"{start}..{end}; run `gogoku cache refresh --sources {source} --start {start} --end {end}` first"
+            )
+        return asyncio.run(self._fetch_async(source, start, end))
+
+    async def _fetch_async(self, source: str, start: dt.date, end: dt.date) -> pl.DataFrame:
+        from gogoku.jquants.client import JQuantsClient
+
+        s = self.settings
+        async with JQuantsClient(
+            self._url, version=s.api_version, api_key=s.api_key or ("simulator" if self._server else None),
+            mailaddress=s.mailaddress, password=s.password, plan=s.plan_tier,
+        ) as client:
+            try:
+                return await client.fetch(source, start, end)
+            finally:
+                self.api_calls += client.api_calls

@@ -1,0 +1,291 @@
+"""The `gogoku` command: the only entry point that DAG tasks and pods use (DESIGN contract 2).
+
+Every subcommand prints one JSON object as its last stdout line (and writes it to
+/airflow/xcom/return.json when that folder exists); progress goes to stderr through logging.
+Errors exit with status 2 and a one-line message naming the bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gogoku.config import PLAN_TIERS, Settings
+from gogoku.errors import GogokuError, InputError
+from gogoku.io import emit_result
+
+log = logging.getLogger("gogoku")
+
+# Calendar days of history fetched before a dataset's start so that 60/120/200-day windows are warm.
+LOOKBACK_DAYS = 420
+DATASET_SOURCES = ("trading_calendar", "listed_info", "daily_quotes", "topix", "statements")
+
+
+def parse_date(flag: str, value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except (ValueError, AttributeError):
+        raise InputError(f"{flag} {value!r}: expected a date YYYY-MM-DD") from None
+
+
+def _date_range(args: argparse.Namespace, start_flag: str = "start", end_flag: str = "end") -> tuple[dt.date, dt.date]:
+    start = parse_date(f"--{start_flag.replace('_', '-')}", getattr(args, start_flag))
+    end = parse_date(f"--{end_flag.replace('_', '-')}", getattr(args, end_flag))
+    if end < start:
+        raise InputError(f"--{end_flag} {end} is before --{start_flag} {start}")
+    return start, end
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    plan = getattr(args, "plan", None)
+    if plan:
+        settings = dataclasses.replace(settings, plan_tier=plan)
+    return settings
+
+
+# ---------------------------------------------------------------- sim
+def cmd_sim_serve(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.jquants.server import serve_forever
+
+    start = parse_date("--start", args.start)
+    end = parse_date("--end", args.end) if args.end else None
+    return serve_forever(
+        host=args.host, port=args.port, seed=args.seed, n_stocks=args.stocks, start=start, end=end,
+        plan=args.plan, page_size=args.page_size, latency_ms=args.latency_ms, fault_rate=args.fault_rate,
+        api_key=args.api_key,
+    )
+
+
+def cmd_sim_truth(args: argparse.Namespace) -> dict[str, Any]:
+    import polars as pl
+
+    from gogoku.io import write_parquet_atomic
+    from gogoku.jquants.market import SimMarket
+
+    start, end = _date_range(args)
+    truth = SimMarket(seed=args.seed, n_stocks=args.stocks, end=end).truth()
+    truth = truth.filter(pl.col("Date").is_between(start, end))
+    path = write_parquet_atomic(truth, Path(args.out))
+    return {"path": str(path), "rows": truth.height, "codes": truth["Code"].n_unique()}
+
+
+# ---------------------------------------------------------------- fetch / cache
+def cmd_fetch(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.cache.sources import SourceLoader, parse_sources
+    from gogoku.io import write_parquet_atomic
+
+    (source,) = parse_sources(args.source)
+    start, end = _date_range(args, "from_", "to")
+    with SourceLoader(_settings(args)) as loader:
+        result = loader.load(source, start, end, force=args.no_cache)
+    path = write_parquet_atomic(result.frame, Path(args.out))
+    return {
+        "source": source, "path": str(path), "rows": result.frame.height, "api_calls": loader.api_calls,
+        "cache": result.hit, "coverage": round(result.coverage, 4),
+    }
+
+
+def cmd_cache_refresh(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.cache.sources import SourceLoader, parse_sources
+
+    sources = parse_sources(args.sources)
+    start, end = _date_range(args)
+    report: dict[str, Any] = {}
+    with SourceLoader(_settings(args), max_age_days=args.max_age_days) as loader:
+        for source in sources:
+            calls_before = loader.api_calls
+            result = loader.load(source, start, end, force=args.force)
+            report[source] = {
+                "path": str(result.path), "rows": result.frame.height, "hits": result.hit,
+                "coverage": round(result.coverage, 4), "fetch_ranges": result.api_calls,
+                "api_calls": loader.api_calls - calls_before,
+                "missing_ranges": [[str(a), str(b)] for a, b in result.missing_ranges],
+            }
+    return {"start": str(start), "end": str(end), "api_calls": loader.api_calls, "sources": report}
+
+
+# ---------------------------------------------------------------- dataset / features
+def cmd_dataset_build(args: argparse.Namespace) -> dict[str, Any]:
+    import polars as pl
+
+    from gogoku.cache.sources import SourceLoader
+    from gogoku.dataset.build import build_dataset, write_dataset
+    from gogoku.jquants.endpoints import endpoint
+
+    start, end = _date_range(args)
+    settings = _settings(args)
+    history_start = start - dt.timedelta(days=args.lookback_days)
+    frames: dict[str, pl.DataFrame | None] = dict.fromkeys(DATASET_SOURCES)
+    with SourceLoader(settings, offline=args.offline) as loader:
+        for source in DATASET_SOURCES:
+            if settings.plan_tier in endpoint(source).plans:
+                frames[source] = loader.load(source, history_start, end).frame
+    futures_features = None
+    if args.futures_features:
+        path = Path(args.futures_features)
+        if not path.is_file():
+            raise InputError(f"--futures-features {path}: no such file")
+        futures_features = pl.read_parquet(path)
+    df, manifest = build_dataset(
+        quotes=frames["daily_quotes"], listed=frames["listed_info"], topix=frames["topix"],
+        calendar=frames["trading_calendar"], statements=frames["statements"],
+        futures_features=futures_features, start=start, end=end, plan=settings.plan_tier,
+        lookback_days=args.lookback_days,
+    )
+    manifest["origin"] = loader.origin
+    parquet_path, manifest_path = write_dataset(df, manifest, Path(args.out))
+    return {
+        "path": str(parquet_path), "manifest": str(manifest_path), "rows": df.height,
+        "codes": df["Code"].n_unique(), "features": len(manifest["features"]), "plan": settings.plan_tier,
+        "start": str(start), "end": str(end), "api_calls": loader.api_calls,
+    }
+
+
+def cmd_dataset_validate(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.dataset.build import validate_dataset
+
+    return validate_dataset(Path(args.path))
+
+
+def cmd_features_futures(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.cache.sources import SourceLoader
+    from gogoku.features.futures import futures_features
+    from gogoku.io import write_parquet_atomic
+
+    start, end = _date_range(args)
+    settings = _settings(args)
+    with SourceLoader(settings, offline=args.offline) as loader:
+        fut = loader.load("futures", start - dt.timedelta(days=args.lookback_days), end).frame
+        topix = loader.load("topix", start - dt.timedelta(days=args.lookback_days), end).frame
+    feats = futures_features(fut, topix=topix, start=start, end=end)
+    path = write_parquet_atomic(feats, Path(args.out))
+    names = [c for c in feats.columns if c != "Date"]
+    return {"path": str(path), "rows": feats.height, "features": len(names), "start": str(start), "end": str(end)}
+
+
+# ---------------------------------------------------------------- train / report
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.train.run import train
+
+    dataset = None if args.dataset in ("", "latest") else Path(args.dataset)
+    if dataset is not None and not dataset.is_file():
+        raise InputError(f"--dataset {args.dataset}: no such file")
+    return train(dataset=dataset, model=args.model, out_dir=Path(args.out) if args.out else None,
+                 overrides=list(args.overrides))
+
+
+def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.evaluate.report import print_summary
+
+    return print_summary(args.model_dir, _settings(args).data_root)
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gogoku", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(parent: Any, name: str, func: Callable[[argparse.Namespace], dict[str, Any]], help_: str) -> argparse.ArgumentParser:
+        sp = parent.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(func=func)
+        return sp
+
+    def plan_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--plan", choices=PLAN_TIERS, help="J-Quants plan tier (default: $JQUANTS_PLAN_TIER or standard)")
+
+    def market_args(sp: argparse.ArgumentParser, end_default: str | None) -> None:
+        sp.add_argument("--seed", type=int, default=42)
+        sp.add_argument("--stocks", type=int, default=300)
+        sp.add_argument("--start", default="2016-01-04", help="first simulated date")
+        sp.add_argument("--end", default=end_default, help="last simulated date (default: today)")
+
+    sim = sub.add_parser("sim", help="the built-in J-Quants market simulator").add_subparsers(dest="sim_cmd", required=True)
+    sp = add(sim, "serve", cmd_sim_serve, "serve a J-Quants v2 compatible API on a simulated market")
+    market_args(sp, None)
+    sp.add_argument("--plan", choices=PLAN_TIERS, default="standard")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    sp.add_argument("--api-key", default=None, help="the only key accepted (default: any non-empty key)")
+    sp.add_argument("--page-size", type=int, default=5000)
+    sp.add_argument("--latency-ms", type=float, default=0.0)
+    sp.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered 429/5xx")
+    sp = add(sim, "truth", cmd_sim_truth, "export the planted expected returns (evaluation only)")
+    market_args(sp, dt.date.today().isoformat())
+    sp.add_argument("--out", required=True)
+
+    sp = add(sub, "fetch", cmd_fetch, "fetch one source for a date range (through the cache) into a parquet file")
+    sp.add_argument("source")
+    sp.add_argument("--from", dest="from_", required=True)
+    sp.add_argument("--to", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--no-cache", action="store_true", help="refetch even if the cache covers the range")
+    plan_arg(sp)
+
+    cache = sub.add_parser("cache", help="the raw parquet cache").add_subparsers(dest="cache_cmd", required=True)
+    sp = add(cache, "refresh", cmd_cache_refresh, "bring sources up to date in the raw cache")
+    sp.add_argument("--sources", required=True, help="comma-separated: " + ",".join(
+        ("trading_calendar", "listed_info", "daily_quotes", "topix", "statements", "futures")))
+    sp.add_argument("--start", required=True)
+    sp.add_argument("--end", required=True)
+    sp.add_argument("--force", action="store_true", help="refetch the whole range")
+    sp.add_argument("--max-age-days", type=float, default=None, help="cache files older than this are stale (default 7)")
+    plan_arg(sp)
+
+    ds = sub.add_parser("dataset", help="build and validate ML datasets").add_subparsers(dest="dataset_cmd", required=True)
+    sp = add(ds, "build", cmd_dataset_build, "build features and targets for a date range")
+    sp.add_argument("--start", required=True)
+    sp.add_argument("--end", required=True)
+    sp.add_argument("--out", required=True, help="output folder (datasets/)")
+    sp.add_argument("--offline", action="store_true", help="read the raw cache only; fail where it lacks data")
+    sp.add_argument("--futures-features", default=None, help="parquet from `gogoku features futures` (premium)")
+    sp.add_argument("--lookback-days", type=int, default=LOOKBACK_DAYS)
+    plan_arg(sp)
+    sp = add(ds, "validate", cmd_dataset_validate, "check a dataset against its manifest and the schema")
+    sp.add_argument("path")
+
+    feats = sub.add_parser("features", help="market-level feature files").add_subparsers(dest="features_cmd", required=True)
+    sp = add(feats, "futures", cmd_features_futures, "futures features per date (premium plan)")
+    sp.add_argument("--start", required=True)
+    sp.add_argument("--end", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--offline", action="store_true")
+    sp.add_argument("--lookback-days", type=int, default=LOOKBACK_DAYS)
+    plan_arg(sp)
+
+    sp = add(sub, "train", cmd_train, "train a model with walk-forward evaluation (Hydra overrides pass through)")
+    sp.add_argument("--dataset", default="latest", help="dataset parquet, or `latest` (default)")
+    sp.add_argument("--model", default="lightgbm", choices=("lightgbm",))
+    sp.add_argument("--out", default=None, help="model folder (default: <data root>/models/<model>_<dataset>_<time>)")
+    sp.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.params.num_leaves=63")
+
+    sp = add(sub, "report", cmd_report, "print a readable summary of a training run")
+    sp.add_argument("--model-dir", default="latest")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result = args.func(args)
+    except GogokuError as exc:
+        print(f"gogoku {args.command}: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    emit_result(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

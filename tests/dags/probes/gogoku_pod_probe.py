@@ -1,0 +1,71 @@
+"""A probe DAG for tests/dags/test_pod_specs.py, in its own bundle (not the project's dags/).
+
+`build_dataset` pushes a dataset path as an XCom; `validate_dataset` is the runner factory's pod
+task pulling it in a Jinja template, on the GPU profile. `train` takes its whole argv and its
+profile from an upstream task's XComs, as gogoku_training does. The KubernetesPodOperator callback
+records the pod manifest each operator built (templates rendered by the real task runner) in
+$GOGOKU_PROBE_OUT/<task_id>.json, then stops the task (skipped) before it would create the pod:
+there is no cluster in the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.providers.cncf.kubernetes.callbacks import KubernetesPodOperatorCallback
+from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowSkipException
+from kubernetes.client import ApiClient
+
+from gogoku_airflow.runners import gogoku_task
+
+DATASET_PATH = "gs://gogoku-test/datasets/ml_dataset_20250106_20250228.parquet"
+GKE_FIELDS = ("project_id", "location", "cluster_name", "gcp_conn_id")
+
+
+class CaptureManifest(KubernetesPodOperatorCallback):
+    @staticmethod
+    def on_pod_manifest_created(*, pod_request: Any, operator: Any, **kwargs: Any) -> None:
+        captured = {
+            "pod": ApiClient().sanitize_for_serialization(pod_request),
+            "operator": {f: getattr(operator, f) for f in GKE_FIELDS if hasattr(operator, f)},
+            "on_finish_action": operator.on_finish_action.value,
+        }
+        (Path(os.environ["GOGOKU_PROBE_OUT"]) / f"{operator.task_id}.json").write_text(json.dumps(captured))
+        raise AirflowSkipException("pod manifest captured; no cluster to create it on")
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), catchup=False, tags=["test"])
+def gogoku_pod_probe() -> None:
+    @task
+    def build_dataset() -> dict[str, str]:
+        return {"path": DATASET_PATH}
+
+    validate = gogoku_task(
+        "validate_dataset",
+        ["dataset", "validate", "{{ ti.xcom_pull(task_ids='build_dataset')['path'] }}", ""],
+        profile="gpu",
+        plan_tier="premium",
+        callbacks=[CaptureManifest],
+        retries=0,
+    )
+    build_dataset() >> validate
+
+    @task(multiple_outputs=True)
+    def prepare_training() -> dict[str, Any]:
+        return {"argv": ["train", "--dataset", "latest", "--model", "lightgbm", "splits.n_splits=3"], "profile": "cpu"}
+
+    prepared = prepare_training()
+    train = gogoku_task("train", prepared["argv"], profile=prepared["profile"], callbacks=[CaptureManifest], retries=0)
+
+    if cluster := os.environ.get("GOGOKU_PROBE_GKE_CLUSTER"):
+        for op in (validate, train):
+            # Stands in for the GKE API lookup of the cluster (GKEHook.get_cluster): endpoint and CA.
+            op.__dict__["cluster_info"] = tuple(json.loads(cluster))
+
+
+gogoku_pod_probe()

@@ -1,0 +1,106 @@
+"""DagBag integrity: the three DAGs parse, with owners, retries, pools, schedules and task graphs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from airflow.timetables.base import TimeRestriction
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from gogoku_airflow.plans import SOURCES
+
+pytestmark = pytest.mark.airflow
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+DAG_IDS = {"gogoku_cache_refresh", "gogoku_dataset", "gogoku_training"}
+
+
+def test_no_import_errors_and_all_dags(dagbag) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == DAG_IDS
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_owner_retries_backoff_tags(dagbag, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    assert "gogoku" in dag.tags
+    assert dag.catchup is False
+    for t in dag.tasks:
+        assert t.owner == "gogoku", t.task_id
+        assert t.retries >= 2, t.task_id
+        assert t.retry_exponential_backoff >= 2.0, t.task_id
+        assert t.max_retry_delay is not None and t.execution_timeout is not None, t.task_id
+
+
+def test_cache_refresh_schedule_and_graph(dagbag) -> None:
+    dag = dagbag.dags["gogoku_cache_refresh"]
+    timetable = dag.timetable
+    assert isinstance(timetable, CronTriggerTimetable)
+    assert timetable.serialize()["expression"] == "0 8 * * *"
+    assert timetable.serialize()["timezone"] == "Asia/Tokyo"
+    # 08:00 JST is 23:00 UTC of the day before.
+    first = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=TimeRestriction(dag.start_date, None, catchup=False))
+    assert first.run_after.in_timezone("UTC").hour == 23
+    refreshes = {f"refresh_{s}" for s in SOURCES}
+    assert set(dag.task_ids) == {"market_window", "choose_sources", *refreshes}
+    assert dag.get_task("market_window").downstream_task_ids == {"choose_sources"}
+    assert dag.get_task("choose_sources").downstream_task_ids == refreshes
+    for task_id in refreshes:
+        assert dag.get_task(task_id).pool == "jquants_api"
+    assert dag.params["window_days"] == 30
+
+
+def test_dataset_graph(dagbag) -> None:
+    dag = dagbag.dags["gogoku_dataset"]
+    fetches = {f"fetch_{s}" for s in SOURCES}
+    assert dag.get_task("validate_params").downstream_task_ids == {"choose_sources"}
+    assert dag.get_task("choose_sources").downstream_task_ids == fetches
+    for task_id in fetches:
+        assert dag.get_task(task_id).pool == "jquants_api"
+    assert dag.get_task("futures_features").upstream_task_ids == {"fetch_futures", "fetch_topix"}
+    build = dag.get_task("build_dataset")
+    assert build.upstream_task_ids == {*fetches - {"fetch_futures"}, "futures_features"}
+    assert build.trigger_rule == "none_failed_min_one_success"
+    validate = dag.get_task("validate_dataset")
+    assert validate.upstream_task_ids == {"build_dataset"}
+    assert [a.name for a in validate.outlets] == ["gogoku_datasets"]
+    assert dag.schedule is None
+
+
+def test_training_graph(dagbag) -> None:
+    dag = dagbag.dags["gogoku_training"]
+    assert dag.get_task("prepare_training").downstream_task_ids == {"train"}
+    assert dag.get_task("train").downstream_task_ids == {"report"}
+    assert dag.schedule is None
+    assert dag.params.get_param("model").schema["enum"] == ["lightgbm"]
+
+
+@pytest.mark.parametrize(
+    ("runner", "operator"), [("local", "GogokuCliOperator"), ("kubernetes", "GogokuPodOperator"),
+                             ("gke", "GogokuGKEPodOperator")]
+)
+def test_runner_variable_picks_the_operator(monkeypatch: pytest.MonkeyPatch, runner: str, operator: str) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_RUNNER", runner)
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    cli_tasks = {
+        "gogoku_cache_refresh": [f"refresh_{s}" for s in SOURCES],
+        "gogoku_dataset": [*(f"fetch_{s}" for s in SOURCES), "futures_features", "build_dataset", "validate_dataset"],
+        "gogoku_training": ["train"],
+    }
+    for dag_id, task_ids in cli_tasks.items():
+        for task_id in task_ids:
+            assert type(bag.dags[dag_id].get_task(task_id)).__name__ == operator, (dag_id, task_id)
+
+
+def test_unknown_runner_is_an_import_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_RUNNER", "slurm")
+    bag = DagBag(dag_folder=str(DAGS))
+    assert len(bag.import_errors) == 3
+    assert all("Variable gogoku_runner='slurm'" in err for err in bag.import_errors.values())
+

@@ -1,0 +1,120 @@
+"""TOPIX features and stock x market features on hand-checkable series."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import statistics
+
+import polars as pl
+import pytest
+
+from gogoku.features.market import (
+    MARKET_FEATURES,
+    STOCK_MARKET_FEATURES,
+    add_market_features,
+    market_features,
+)
+from gogoku.features.price import price_features
+
+N = 300
+DAYS = [dt.date(2023, 1, 1) + dt.timedelta(days=i) for i in range(N)]
+# Deterministic, irregular TOPIX daily returns (a periodic pattern would give constant rolling stats).
+MKT_RET = [0.01 * math.sin(1.3 * i) + 0.004 * math.cos(0.7 * i * i) for i in range(N)]
+
+
+def topix_close() -> list[float]:
+    closes = [1000.0]
+    for r in MKT_RET[1:]:
+        closes.append(closes[-1] * (1 + r))
+    return closes
+
+
+def topix() -> pl.DataFrame:
+    c = topix_close()
+    return pl.DataFrame(
+        {"Date": DAYS, "Open": c, "High": [x * 1.01 for x in c], "Low": [x * 0.99 for x in c], "Close": c}
+    )
+
+
+@pytest.fixture(scope="module")
+def mkt() -> pl.DataFrame:
+    return market_features(topix().lazy()).collect()
+
+
+def test_market_columns_and_returns(mkt: pl.DataFrame) -> None:
+    assert mkt.columns == ["Date", *MARKET_FEATURES]
+    assert mkt.height == N
+    c = topix_close()
+    assert mkt["mkt_ret_1d"][0] is None
+    assert mkt["mkt_ret_1d"][1] == pytest.approx(MKT_RET[1])
+    assert mkt["mkt_ret_5d"][10] == pytest.approx(c[10] / c[5] - 1)
+    rets = [c[i] / c[i - 1] - 1 for i in range(1, N)]
+    assert mkt["mkt_vol_20d"][50] == pytest.approx(statistics.stdev(rets[30:50]) * math.sqrt(252))
+
+
+def test_drawdown_ema_and_flags(mkt: pl.DataFrame) -> None:
+    c = topix_close()
+    assert mkt["mkt_dd_from_peak"][250] is None  # 252 sessions needed
+    assert mkt["mkt_dd_from_peak"][299] == pytest.approx(c[299] / max(c[48:300]) - 1)
+    # EMA200 (TA-Lib seed: SMA of the first 200) first exists at row 199.
+    ema = sum(c[:200]) / 200
+    for i in range(200, N):
+        ema = c[i] * (2 / 201) + ema * (1 - 2 / 201)
+    assert mkt["mkt_price_to_ema200"][198] is None
+    assert mkt["mkt_price_to_ema200"][299] == pytest.approx(c[299] / ema)
+    assert mkt["mkt_bull_200"][198] is None  # warm-up is unknown, not "bear"
+    assert mkt["mkt_bull_200"][299] == (1.0 if c[299] > ema else 0.0)
+
+
+def test_time_series_zscore(mkt: pl.DataFrame) -> None:
+    vol = mkt["mkt_vol_20d"].to_list()
+    assert mkt["mkt_vol_20d_z"][144] is None  # 126 values of mkt_vol_20d start at row 20 + 125
+    i = 280
+    window = [v for v in vol[i - 251 : i + 1] if v is not None]
+    want = (vol[i] - statistics.mean(window)) / statistics.stdev(window)
+    assert mkt["mkt_vol_20d_z"][i] == pytest.approx(want, rel=1e-6)
+    z = mkt["mkt_vol_20d_z"][i]
+    assert mkt["mkt_high_vol"][i] == (1.0 if z > 1 else 0.0)
+
+
+def stock_quotes(extra: float) -> pl.DataFrame:
+    """A stock whose daily return is exactly 2 x TOPIX's + `extra`: beta 2, alpha `extra`."""
+    closes = [500.0]
+    for r in MKT_RET[1:]:
+        closes.append(closes[-1] * (1 + 2 * r + extra))
+    return pl.DataFrame(
+        {
+            "Code": "72030",
+            "Date": DAYS,
+            "AdjustmentOpen": closes,
+            "AdjustmentHigh": closes,
+            "AdjustmentLow": closes,
+            "AdjustmentClose": closes,
+            "AdjustmentVolume": 1000.0,
+            "TurnoverValue": 1000.0,
+            "UpperLimit": "0",
+            "LowerLimit": "0",
+        }
+    )
+
+
+def test_stock_market_features() -> None:
+    q = price_features(stock_quotes(0.001).lazy())
+    # Drop one TOPIX day: the stock row of that day gets null market columns, not a neighbour's.
+    tpx = topix().filter(pl.col("Date") != DAYS[200])
+    out = add_market_features(q, tpx.lazy()).collect()
+    assert out.height == N
+    for name in (*MARKET_FEATURES, *STOCK_MARKET_FEATURES):
+        assert name in out.columns
+    assert out["mkt_ret_1d"][200] is None
+    assert out["beta_60d"][59] is None and out["is_beta_valid"][59] == 0.0
+    assert out["beta_60d"][60] == pytest.approx(2.0)
+    assert out["corr_mkt_60d"][100] == pytest.approx(1.0)
+    assert out["alpha_1d"][100] == pytest.approx(0.001, abs=1e-12)
+    assert out["idio_vol_ratio"][100] == pytest.approx(0.0, abs=1e-9)
+    c = out["AdjustmentClose"].to_list()
+    tc = topix_close()
+    assert out["rel_strength_5d"][100] == pytest.approx((c[100] / c[95] - 1) - (tc[100] / tc[95] - 1))
+    # A window containing the missing TOPIX day has no beta.
+    assert out["beta_60d"][259] is None and out["beta_60d"][260] is not None
