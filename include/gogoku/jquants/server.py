@@ -28,6 +28,7 @@ from gogoku.config import PLAN_TIERS
 from gogoku.errors import InputError
 from gogoku.jquants.endpoints import ENDPOINTS, Endpoint, Kind, minimum_plan
 from gogoku.jquants.market import SimMarket
+from gogoku.jquants.sim_query import BadRequest, select_rows
 
 log = logging.getLogger(__name__)
 
@@ -82,62 +83,6 @@ def _message(status: int, message: str, headers: dict[str, str] | None = None) -
     return web.json_response({"message": message}, status=status, headers=headers)
 
 
-class _BadRequest(Exception):
-    """A 400 answer with the API's message."""
-
-
-def _parse_date(name: str, raw: str) -> dt.date:
-    text = raw.strip()
-    for fmt in ("%Y%m%d", "%Y-%m-%d"):
-        try:
-            return dt.datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    raise _BadRequest(f"The '{name}' parameter is invalid: {raw!r}. Specify a date as YYYYMMDD or YYYY-MM-DD.")
-
-
-def _code(raw: str) -> str:
-    """4-digit codes name the common stock: '7203' -> '72030'."""
-    code = raw.strip()
-    return code + "0" if len(code) == 4 else code
-
-
-def _dates(query: dict[str, str]) -> tuple[dt.date | None, dt.date | None]:
-    """(lo, hi) from `date` or from/to (date wins, as the official client sends one or the other)."""
-    if query.get("date"):
-        d = _parse_date("date", query["date"])
-        return d, d
-    lo = _parse_date("from", query["from"]) if query.get("from") else None
-    hi = _parse_date("to", query["to"]) if query.get("to") else None
-    return lo, hi
-
-
-def select_rows(market: SimMarket, spec: Endpoint, query: dict[str, str]) -> pl.DataFrame:
-    """The rows a query asks for, v1-named and typed, in the server's stable order."""
-    lo, hi = _dates(query)
-    code = _code(query["code"]) if query.get("code") else None
-    source = spec.source
-    if source == "listed_info":
-        return market.listed_info(lo, code)
-    if source == "trading_calendar":
-        frame = market.trading_calendar(lo, hi)
-        return frame.filter(pl.col("HolidayDivision") == query["hol_div"]) if query.get("hol_div") else frame
-    if source == "daily_quotes":
-        return market.daily_quotes(lo, hi, code)
-    if source == "topix":
-        return market.topix(lo, hi)
-    if source == "statements":
-        return market.statements(lo, hi, code)
-    if source == "futures":
-        frame = market.futures(lo, hi)
-        if query.get("category"):
-            frame = frame.filter(pl.col("DerivativesProductCategory") == query["category"])
-        if query.get("contract_flag"):
-            frame = frame.filter(pl.col("CentralContractMonthFlag") == query["contract_flag"])
-        return frame
-    raise KeyError(source)
-
-
 def _to_wire(spec: Endpoint, frame: pl.DataFrame) -> pl.DataFrame:
     """v2 names; dates as YYYY-MM-DD; fins send every value as a string, "" when empty."""
     exprs = []
@@ -171,7 +116,7 @@ def _offset(key: str, fingerprint: str) -> int:
             raise ValueError
         return int(offset)
     except ValueError:
-        raise _BadRequest("The pagination_key is invalid for this query.") from None
+        raise BadRequest("The pagination_key is invalid for this query.") from None
 
 
 def _handler(spec: Endpoint) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -183,11 +128,11 @@ def _handler(spec: Endpoint) -> Callable[[web.Request], Awaitable[web.Response]]
         query = dict(request.query)
         try:
             if spec.required_any and not any(query.get(p) for p in spec.required_any):
-                raise _BadRequest(f"This API requires at least 1 parameter as follows; {', '.join(spec.required_any)}")
+                raise BadRequest(f"This API requires at least 1 parameter as follows; {', '.join(spec.required_any)}")
             fingerprint = _query_fingerprint(request.path, query)
             offset = _offset(query["pagination_key"], fingerprint) if query.get("pagination_key") else 0
             frame = select_rows(state.market, spec, query)
-        except _BadRequest as exc:
+        except BadRequest as exc:
             return _message(400, str(exc))
         page = frame.slice(offset, state.page_size)
         rows = _to_wire(spec, page).write_json() if page.height else "[]"

@@ -1,0 +1,72 @@
+"""What a simulator query returns: J-Quants query parameters -> the rows of a `SimMarket` table.
+
+Parameters are validated as the real API validates them; a bad one raises `BadRequest` with the API's
+message, which the server answers with 400.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from gogoku.jquants.endpoints import Endpoint
+from gogoku.jquants.market import SimMarket
+
+
+class BadRequest(Exception):
+    """A 400 answer with the API's message."""
+
+
+def _parse_date(name: str, raw: str) -> dt.date:
+    text = raw.strip()
+    for fmt in ("%Y%m%d", "%Y-%m-%d"):
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise BadRequest(f"The '{name}' parameter is invalid: {raw!r}. Specify a date as YYYYMMDD or YYYY-MM-DD.")
+
+
+def _code(raw: str) -> str:
+    """4-digit codes name the common stock: '7203' -> '72030'."""
+    code = raw.strip()
+    return code + "0" if len(code) == 4 else code
+
+
+def _dates(query: dict[str, str]) -> tuple[dt.date | None, dt.date | None]:
+    """(lo, hi) from `date` or from/to (date wins, as the official client sends one or the other)."""
+    if query.get("date"):
+        d = _parse_date("date", query["date"])
+        return d, d
+    lo = _parse_date("from", query["from"]) if query.get("from") else None
+    hi = _parse_date("to", query["to"]) if query.get("to") else None
+    return lo, hi
+
+
+def select_rows(market: SimMarket, spec: Endpoint, query: dict[str, str]) -> pl.DataFrame:
+    """The rows a query asks for, v1-named and typed, in the server's stable order."""
+    lo, hi = _dates(query)
+    code = _code(query["code"]) if query.get("code") else None
+    source = spec.source
+    if source == "listed_info":
+        return market.listed_info(lo, code)
+    if source == "trading_calendar":
+        frame = market.trading_calendar(lo, hi)
+        return frame.filter(pl.col("HolidayDivision") == query["hol_div"]) if query.get("hol_div") else frame
+    if source == "daily_quotes":
+        return market.daily_quotes(lo, hi, code)
+    if source == "topix":
+        return market.topix(lo, hi)
+    if source == "statements":
+        return market.statements(lo, hi, code)
+    if source == "futures":
+        frame = market.futures(lo, hi)
+        if query.get("category"):
+            frame = frame.filter(pl.col("DerivativesProductCategory") == query["category"])
+        if query.get("contract_flag"):
+            frame = frame.filter(pl.col("CentralContractMonthFlag") == query["contract_flag"])
+        return frame
+    raise KeyError(source)
+
+
