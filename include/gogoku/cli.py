@@ -52,14 +52,22 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 # ---------------------------------------------------------------- sim
 def cmd_sim_serve(args: argparse.Namespace) -> dict[str, Any]:
-    from gogoku.jquants.server import serve_forever
+    from gogoku.jquants.server import Faults, serve_forever
 
     start = parse_date("--start", args.start)
     end = parse_date("--end", args.end) if args.end else None
+    kinds = {k: getattr(args, f"{k}_rate") for k in Faults.KINDS}
+    if args.fault_rate and any(kinds.values()):
+        raise InputError("--fault-rate spreads over every fault kind: give it or the per-kind rates, not both")
+    faults = Faults(**kinds, slow_ms=args.slow_ms) if any(kinds.values()) else Faults.mixed(args.fault_rate, args.slow_ms)
     return serve_forever(
         host=args.host, port=args.port, seed=args.seed, n_stocks=args.stocks, start=start, end=end,
-        plan=args.plan, page_size=args.page_size, latency_ms=args.latency_ms, fault_rate=args.fault_rate,
-        api_key=args.api_key,
+        plan=args.plan, page_size=args.page_size, latency_ms=args.latency_ms, faults=faults,
+        api_key=args.api_key, mailaddress=args.mailaddress, password=args.password,
+        id_token_ttl_s=args.id_token_ttl_s, refresh_token_ttl_s=args.refresh_token_ttl_s,
+        rate_limit=args.rate_limit, rate_window_s=args.rate_window_s, rate_limits=not args.no_rate_limit,
+        today=parse_date("--today", args.today) if args.today else None, date_windows=not args.no_date_windows,
+        max_rows=args.max_rows,
     )
 
 
@@ -70,10 +78,12 @@ def cmd_sim_truth(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.jquants.market import SimMarket
 
     start, end = _date_range(args)
-    truth = SimMarket(seed=args.seed, n_stocks=args.stocks, end=end).truth()
-    truth = truth.filter(pl.col("Date").is_between(start, end))
+    market = SimMarket(seed=args.seed, n_stocks=args.stocks, end=end)
+    truth = market.truth().filter(pl.col("Date").is_between(start, end))
     path = write_parquet_atomic(truth, Path(args.out))
-    return {"path": str(path), "rows": truth.height, "codes": truth["Code"].n_unique()}
+    # Each planted family's weight, variance share and oracle RankIC@1d over the simulated span.
+    strengths = market.signal_strengths().with_columns(pl.selectors.float().fill_nan(None).round(4)).to_dicts()
+    return {"path": str(path), "rows": truth.height, "codes": truth["Code"].n_unique(), "strengths": strengths}
 
 
 # ---------------------------------------------------------------- fetch / cache
@@ -108,7 +118,36 @@ def cmd_cache_refresh(args: argparse.Namespace) -> dict[str, Any]:
                 "api_calls": loader.api_calls - calls_before,
                 "missing_ranges": [[str(a), str(b)] for a, b in result.missing_ranges],
             }
-    return {"start": str(start), "end": str(end), "api_calls": loader.api_calls, "sources": report}
+    out = {"start": str(start), "end": str(end), "api_calls": loader.api_calls, "sources": report}
+    if loader.gcs is not None:
+        out["gcs"] = loader.synced.as_dict()
+    return out
+
+
+def cmd_cache_sync(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.cache.gcs import GcsSync, SyncReport, parse_data_root
+    from gogoku.cache.sources import CACHED_SOURCES, parse_sources
+
+    root = parse_data_root(_settings(args).data_root)
+    if not root.remote:
+        raise InputError(f"GOGOKU_DATA_ROOT={root.url} is not gs://bucket/prefix; there is nothing to sync")
+    sources = parse_sources(args.sources) if args.sources else list(CACHED_SOURCES)
+    start = parse_date("--start", args.start) if args.start else None
+    end = parse_date("--end", args.end) if args.end else None
+    if start is not None and end is not None and end < start:
+        raise InputError(f"--end {end} is before --start {start}")
+    sync = GcsSync.for_root(root)
+    total, per_source = SyncReport(), {}
+    for source in sources:
+        report = SyncReport()
+        if args.direction in ("pull", "both"):
+            report.add(sync.pull(source, start, end))
+        if args.direction in ("push", "both"):
+            report.add(sync.push(source))
+        per_source[source] = report.as_dict()
+        total.add(report)
+    return {"root": root.url, "local": str(root.local), "direction": args.direction, **total.as_dict(),
+            "sources": per_source}
 
 
 # ---------------------------------------------------------------- dataset / features
@@ -184,7 +223,21 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.evaluate.report import print_summary
 
-    return print_summary(args.model_dir, _settings(args).data_root)
+    return print_summary(args.model_dir or ["latest"], _settings(args).data_root)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.evaluate.metrics import Bootstrap
+    from gogoku.evaluate.report import EvaluationSettings, run_evaluation
+
+    if args.max_lag < 1 or args.quantiles < 2 or args.min_names < 2 or args.cost_bps < 0:
+        raise InputError("--max-lag >= 1, --quantiles >= 2, --min-names >= 2 and --cost-bps >= 0 required")
+    settings = EvaluationSettings(
+        cost_bps=args.cost_bps, quantiles=args.quantiles, min_names=args.min_names, max_lag=args.max_lag,
+        bootstrap=Bootstrap(resamples=args.bootstrap, block_length=args.block_length, seed=args.seed),
+    )
+    out = Path(args.out) if args.out else None
+    return run_evaluation(args.model_dir or ["latest"], _settings(args).data_root, out, settings)
 
 
 # ---------------------------------------------------------------- parser
@@ -215,8 +268,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     sp.add_argument("--api-key", default=None, help="the only key accepted (default: any non-empty key)")
     sp.add_argument("--page-size", type=int, default=5000)
-    sp.add_argument("--latency-ms", type=float, default=0.0)
-    sp.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered 429/5xx")
+    sp.add_argument("--latency-ms", type=float, default=0.0, help="delay of every request")
+    sp.add_argument("--fault-rate", type=float, default=0.0, help="share of requests faulted, spread over the kinds")
+    for kind, what in (("slow", "answered after --slow-ms"), ("error", "answered 500/502/503"),
+                       ("reset", "dropped before the answer"), ("truncate", "cut halfway through the body")):
+        sp.add_argument(f"--{kind}-rate", type=float, default=0.0, help=f"share of requests {what}")
+    sp.add_argument("--slow-ms", type=float, default=1000.0)
+    sp.add_argument("--mailaddress", default=None, help="the only v1 mail address accepted (default: any)")
+    sp.add_argument("--password", default=None, help="the only v1 password accepted (default: any)")
+    sp.add_argument("--id-token-ttl-s", type=float, default=24 * 3600.0)
+    sp.add_argument("--refresh-token-ttl-s", type=float, default=7 * 24 * 3600.0)
+    sp.add_argument("--rate-limit", type=int, default=None, help="requests per window (default: the plan's per minute)")
+    sp.add_argument("--rate-window-s", type=float, default=60.0)
+    sp.add_argument("--no-rate-limit", action="store_true", help="never answer 429")
+    sp.add_argument("--today", default=None, help="the date plan windows count back from (default: --end)")
+    sp.add_argument("--no-date-windows", action="store_true", help="serve every date on every plan")
+    sp.add_argument("--max-rows", type=int, default=None, help="413 when one query's result has more rows")
     sp = add(sim, "truth", cmd_sim_truth, "export the planted expected returns (evaluation only)")
     market_args(sp, dt.date.today().isoformat())
     sp.add_argument("--out", required=True)
@@ -238,6 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="refetch the whole range")
     sp.add_argument("--max-age-days", type=float, default=None, help="cache files older than this are stale (default 7)")
     plan_arg(sp)
+    sp = add(cache, "sync", cmd_cache_sync, "copy raw cache files between the gs:// data root and the local copy")
+    sp.add_argument("--direction", choices=("pull", "push", "both"), default="both")
+    sp.add_argument("--sources", default=None, help="comma-separated (default: all)")
+    sp.add_argument("--start", default=None, help="pull only files overlapping [start, end]")
+    sp.add_argument("--end", default=None)
 
     ds = sub.add_parser("dataset", help="build and validate ML datasets").add_subparsers(dest="dataset_cmd", required=True)
     sp = add(ds, "build", cmd_dataset_build, "build features and targets for a date range")
@@ -262,12 +334,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add(sub, "train", cmd_train, "train a model with walk-forward evaluation (Hydra overrides pass through)")
     sp.add_argument("--dataset", default="latest", help="dataset parquet, or `latest` (default)")
-    sp.add_argument("--model", default="lightgbm", choices=("lightgbm",))
+    sp.add_argument("--model", default="lightgbm", help="a configs/model/ name: lightgbm, atft_gat_fan, atft_tiny")
     sp.add_argument("--out", default=None, help="model folder (default: <data root>/models/<model>_<dataset>_<time>)")
     sp.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.params.num_leaves=63")
 
-    sp = add(sub, "report", cmd_report, "print a readable summary of a training run")
-    sp.add_argument("--model-dir", default="latest")
+    model_dir_help = "model folder, a run folder holding several, or `latest` (default); repeat to compare"
+    sp = add(sub, "report", cmd_report, "print a readable summary of one or more training runs")
+    sp.add_argument("--model-dir", action="append", default=None, help=model_dir_help)
+
+    sp = add(sub, "evaluate", cmd_evaluate,
+             "full test-fold evaluation: bootstrap CIs, costs, IC decay, figures, model comparison table")
+    sp.add_argument("--model-dir", action="append", default=None, help=model_dir_help)
+    sp.add_argument("--out", default=None, help="output folder (default: <first model folder>/evaluation)")
+    sp.add_argument("--cost-bps", type=float, default=10.0, help="one-way cost on turnover, basis points")
+    sp.add_argument("--quantiles", type=int, default=5, help="long-short = top minus bottom quantile")
+    sp.add_argument("--min-names", type=int, default=20, help="days with fewer names are left out")
+    sp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no intervals)")
+    sp.add_argument("--block-length", type=int, default=10, help="bootstrap block, days (at least the horizon)")
+    sp.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    sp.add_argument("--max-lag", type=int, default=20, help="IC decay over lags 1..max-lag")
     return p
 
 

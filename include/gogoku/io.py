@@ -12,10 +12,14 @@ from typing import Any
 import polars as pl
 
 XCOM_DIR = Path("/airflow/xcom")
+# Read once (os.umask can only be read by setting it, which is not thread-safe).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write through `write(tmp_path)` to a temp file in the same folder, then rename over `path`."""
+    """Write through `write(tmp_path)` to a temp file in the same folder, fsync it, rename it over
+    `path` and fsync the folder: a crash leaves either the old file or the new one, never a torn one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -23,14 +27,42 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        _fsync_file(tmp_path)
+        # mkstemp creates 0600; give the file the mode an ordinary create would (umask applied).
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
     return path
 
 
-def write_parquet_atomic(frame: pl.DataFrame, path: Path, compression: str = "zstd") -> Path:
-    return atomic_write(path, lambda tmp: frame.write_parquet(tmp, compression=compression))
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_parquet_atomic(
+    frame: pl.DataFrame, path: Path, compression: str = "zstd", metadata: dict[str, str] | None = None
+) -> Path:
+    """Write `frame` atomically; `metadata` goes into the parquet footer as key-value pairs."""
+    return atomic_write(path, lambda tmp: frame.write_parquet(tmp, compression=compression, metadata=metadata))
 
 
 def write_json_atomic(obj: Any, path: Path) -> Path:

@@ -13,6 +13,8 @@ from gogoku.jquants.server import SimServer, run_in_thread
 
 SIM_START = dt.date(2024, 1, 4)
 SIM_END = dt.date(2024, 6, 28)
+# Servers keep their plan's requests per window, but per 50 ms instead of a minute, so tests run in seconds.
+FAST_WINDOW_S = 0.05
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +29,7 @@ def sim_server_factory(sim_market: SimMarket) -> Iterator[Callable[..., SimServe
     servers: list[SimServer] = []
 
     def start(**options: Any) -> SimServer:
+        options.setdefault("rate_window_s", FAST_WINDOW_S)
         server = run_in_thread(options.pop("market", sim_market), **options)
         servers.append(server)
         return server

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
+import http.client
 import json
 import time
 import urllib.error
@@ -18,6 +20,8 @@ from gogoku.jquants.market import SimMarket
 from gogoku.jquants.server import INVALID_KEY, SimServer
 
 pytestmark = pytest.mark.integration
+
+MARCH_1 = dt.date(2024, 3, 1)
 
 
 def get(server: SimServer, path: str, params: dict[str, str] | None = None, key: str | None = "test-key",
@@ -77,7 +81,7 @@ def test_missing_parameters_give_the_api_message(sim_server: SimServer) -> None:
     assert status == 400 and "'date'" in body["message"]
 
 
-def test_plan_gates_endpoints(sim_server_factory: Callable[..., SimServer]) -> None:
+def test_plan_gates_endpoints(sim_server_factory: Callable[..., SimServer], sim_market: SimMarket) -> None:
     standard = sim_server_factory(plan="standard")
     status, body, _ = get(standard, "/v2/derivatives/bars/daily/futures", {"date": "2024-03-01"})
     assert status == 403 and "premium" in body["message"]
@@ -89,7 +93,7 @@ def test_plan_gates_endpoints(sim_server_factory: Callable[..., SimServer]) -> N
     status, body, _ = get(premium, "/v2/derivatives/bars/daily/futures")
     assert status == 400 and body["message"].endswith("as follows; date")
     status, body, _ = get(premium, "/v2/derivatives/bars/daily/futures", {"date": "20240301"})
-    assert status == 200 and len(body["data"]) == 6
+    assert status == 200 and len(body["data"]) == sim_market.futures(MARCH_1, MARCH_1).height > 0
     status, body, _ = get(premium, "/v2/derivatives/bars/daily/futures",
                           {"date": "20240301", "category": "TOPIXF", "contract_flag": "1"})
     assert [row["ProdCat"] for row in body["data"]] == ["TOPIXF"] and body["data"][0]["CCMFlag"] == "1"
@@ -110,7 +114,7 @@ def test_v2_field_names_and_wire_types(sim_server_factory: Callable[..., SimServ
         row = body["data"][0]
         assert list(row) == [f.v2 for f in spec.fields], source
         for f in spec.fields:
-            expected = str if spec.strings_on_wire or f.kind.value != "number" else float
+            expected = str if spec.strings_on_wire or f.kind.value != "number" else (float, type(None))
             assert isinstance(row[f.v2], expected), (source, f.v2, row[f.v2])
     _, bars, _ = get(server, "/v2/equities/bars/daily", {"date": "2024-03-01"})
     assert {"O", "H", "L", "C", "Vo", "AdjC", "AdjFactor", "UL"} <= set(bars["data"][0])
@@ -120,10 +124,11 @@ def test_v2_field_names_and_wire_types(sim_server_factory: Callable[..., SimServ
 
 
 def test_queries_by_date_code_and_range(sim_server: SimServer, sim_market: SimMarket) -> None:
-    code = sim_market.universe.codes[0]
+    listed = sim_market.daily_quotes(MARCH_1, MARCH_1)["Code"]
+    code = listed[0]
     _, by_date, _ = get(sim_server, "/v2/equities/bars/daily", {"date": "20240301"})
     _, by_iso, _ = get(sim_server, "/v2/equities/bars/daily", {"date": "2024-03-01"})
-    assert by_date == by_iso and len(by_date["data"]) == 30
+    assert by_date == by_iso and [r["Code"] for r in by_date["data"]] == listed.to_list()
     _, by_code, _ = get(sim_server, "/v2/equities/bars/daily", {"code": code[:4], "from": "2024-03-01", "to": "2024-03-08"})
     assert {r["Code"] for r in by_code["data"]} == {code}
     assert [r["Date"] for r in by_code["data"]] == ["2024-03-01", "2024-03-04", "2024-03-05", "2024-03-06",
@@ -134,13 +139,14 @@ def test_queries_by_date_code_and_range(sim_server: SimServer, sim_market: SimMa
     assert [r["Date"] for r in cal["data"]] == ["2024-03-18", "2024-03-19", "2024-03-21", "2024-03-22"]
 
 
-def test_pagination_returns_every_row_once(sim_server_factory: Callable[..., SimServer]) -> None:
+def test_pagination_returns_every_row_once(sim_server_factory: Callable[..., SimServer], sim_market: SimMarket) -> None:
     params = {"date": "2024-04-01"}
     small = sim_server_factory(page_size=7)
     big = sim_server_factory(page_size=5000)
     rows_small, pages = all_pages(small, "/v2/equities/bars/daily", params)
     rows_big, one = all_pages(big, "/v2/equities/bars/daily", params)
-    assert (pages, one) == (5, 1)  # 30 rows in pages of 7
+    rows = sim_market.daily_quotes(dt.date(2024, 4, 1), dt.date(2024, 4, 1)).height
+    assert (pages, one) == (-(-rows // 7), 1) and len(rows_big) == rows
     assert rows_small == rows_big
     status, body, _ = get(small, "/v2/equities/bars/daily", {"date": "2024-04-02", "pagination_key": "bm9wZQ"})
     assert status == 400 and "pagination_key" in body["message"]
@@ -150,10 +156,11 @@ def test_pagination_returns_every_row_once(sim_server_factory: Callable[..., Sim
     assert status == 400
 
 
-def test_gzip_when_accepted(sim_server: SimServer) -> None:
+def test_gzip_when_accepted(sim_server: SimServer, sim_market: SimMarket) -> None:
     _, body, headers = get(sim_server, "/v2/equities/bars/daily", {"date": "2024-03-01"},
                            headers={"Accept-Encoding": "gzip"})
-    assert headers.get("Content-Encoding") == "gzip" and len(body["data"]) == 30
+    assert headers.get("Content-Encoding") == "gzip"
+    assert len(body["data"]) == sim_market.daily_quotes(MARCH_1, MARCH_1).height > 0
     _, _, plain = get(sim_server, "/v2/equities/bars/daily", {"date": "2024-03-01"})
     assert "Content-Encoding" not in plain
 
@@ -170,24 +177,27 @@ def test_stats_count_requests_per_path_and_reset(sim_server: SimServer) -> None:
     assert get(sim_server, "/__sim__/stats")[1]["total"] == 0
 
 
-def test_faults_are_seeded_and_answer_500_or_429_with_retry_after(sim_server_factory: Callable[..., SimServer]) -> None:
+def test_faults_are_seeded_and_mixed_over_the_kinds(sim_server_factory: Callable[..., SimServer]) -> None:
     days = [f"2024-04-{d:02d}" for d in (1, 2, 3, 4, 5, 8, 9, 10, 11, 12)]
 
-    def statuses(server: SimServer) -> list[tuple[int, str | None]]:
+    def outcomes(server: SimServer) -> list[str]:
         out = []
         for _ in range(4):
             for day in days:
-                status, _, headers = get(server, "/v2/equities/bars/daily", {"date": day})
-                out.append((status, headers.get("Retry-After")))
+                try:
+                    out.append(str(get(server, "/v2/equities/bars/daily", {"date": day})[0]))
+                except (OSError, http.client.HTTPException, ValueError) as exc:  # dropped or cut short
+                    out.append(type(exc).__name__)
         return out
 
-    first = statuses(sim_server_factory(fault_rate=0.4))
-    second = statuses(sim_server_factory(fault_rate=0.4))
-    assert first == second  # the same URLs, visited in the same order, fail the same way
-    codes = [s for s, _ in first]
-    assert {200, 429, 500} <= set(codes)
-    assert 0.2 < sum(s != 200 for s in codes) / len(codes) < 0.6
-    assert all(ra == "1" for s, ra in first if s == 429)
+    first = outcomes(sim_server_factory(fault_rate=0.4, slow_ms=10))
+    second_server = sim_server_factory(fault_rate=0.4, slow_ms=10)
+    assert outcomes(second_server) == first  # the same URLs, visited in the same order, fail the same way
+    faults = second_server.stats()["faults"]
+    assert set(faults) == {"slow", "error", "reset", "truncate"}
+    assert 0.2 < sum(faults.values()) / len(first) < 0.6
+    assert {s for s in first if s.isdigit()} <= {"200", "500", "502", "503"}
+    assert any(not s.isdigit() for s in first)
 
 
 def test_latency_delays_each_request(sim_server_factory: Callable[..., SimServer]) -> None:

@@ -14,7 +14,9 @@ from gogoku.calendar import business_days
 from gogoku.dataset.build import build_dataset, latest_dataset, validate_dataset, write_dataset
 from gogoku.dataset.manifest import read_manifest, resolve_dataset
 from gogoku.errors import InputError
+from gogoku.features.market import MARKET_FEATURES, STOCK_MARKET_FEATURES
 from gogoku.features.price import PRICE_FEATURES
+from gogoku.features.sector import SECTOR_FEATURES
 
 HIST_START, START, END = dt.date(2021, 1, 4), dt.date(2023, 6, 1), dt.date(2023, 12, 29)
 N_CODES = 25
@@ -76,8 +78,11 @@ def test_keys_types_range(built: tuple[pl.DataFrame, dict]) -> None:
         assert df.schema[c] == pl.Utf8
     features = [f["name"] for f in manifest["features"]]
     assert all(df.schema[c] == pl.Float32 for c in features)
-    assert 60 <= manifest["n_features"] == len(features) <= 120
-    assert manifest["feature_groups"] == {"price": len(PRICE_FEATURES), "market": 20, "stock_market": 6, "sector": 12}
+    assert 150 <= manifest["n_features"] == len(features) <= 400
+    assert manifest["feature_groups"] == {
+        "price": len(PRICE_FEATURES), "market": len(MARKET_FEATURES), "stock_market": len(STOCK_MARKET_FEATURES),
+        "sector": len(SECTOR_FEATURES),
+    }
     assert manifest["rows"] == df.height and manifest["codes"] == N_CODES
     assert manifest["range"] == {"start": "2023-06-01", "end": "2023-12-29"}
     assert df["Section"].unique().sort().to_list() == ["TSEGrowth", "TSEPrime", "TSEStandard"]
@@ -86,7 +91,10 @@ def test_keys_types_range(built: tuple[pl.DataFrame, dict]) -> None:
 def test_lookback_warms_long_windows(built: tuple[pl.DataFrame, dict]) -> None:
     df, _ = built
     first_day = df.filter(pl.col("Date") == df["Date"].min())
-    for c in ("sma_120", "ema_200", "returns_60d", "beta_60d", "mkt_vol_20d_z", "sec_ret_20d_eq"):
+    for c in (
+        "sma_120", "ema_200", "returns_60d", "returns_120d", "beta_60d", "mkt_vol_20d_z", "sec_ret_20d_eq",
+        "dist_52w_high", "mom_12_1", "adx_14", "macd_signal", "beta_stability_60d", "sec_vol_20_z", "sec_ret_20d_z",
+    ):
         assert first_day[c].null_count() == 0, c
     assert first_day["is_ema200_valid"].to_list() == [1.0] * N_CODES
 
@@ -222,7 +230,7 @@ def test_validate_rejects_bad_datasets(tmp_path: Path, built: tuple[pl.DataFrame
 def test_plan_without_topix_builds_the_other_groups_and_says_why(built: tuple[pl.DataFrame, dict]) -> None:
     q, listed, _ = make_inputs()
     df, manifest = build_dataset(q, listed, None, start=START, end=END, plan="free")
-    assert manifest["feature_groups"] == {"price": len(PRICE_FEATURES), "sector": 12}
+    assert manifest["feature_groups"] == {"price": len(PRICE_FEATURES), "sector": len(SECTOR_FEATURES)}
     assert set(manifest["absent_groups"]) == {"market", "stock_market", "statements", "futures"}
     assert "plan free" in manifest["absent_groups"]["market"]
     assert "premium" in manifest["absent_groups"]["futures"]

@@ -393,3 +393,65 @@ def test_newest_covering_file_serves_a_complete_hit(tmp_path: Path) -> None:
     newer = cache.load(SOURCE, date(2023, 12, 15), date(2024, 2, 29), RecordingFetch(tag=1), force=True)
     res = cache.load(SOURCE, date(2024, 1, 1), date(2024, 1, 31), RecordingFetch())
     assert res.hit == "complete" and res.path == newer.path and set(res.frame["Version"]) == {101}
+
+
+def test_coverage_exactly_at_the_threshold_is_a_partial_hit(tmp_path: Path) -> None:
+    cache = RawCache(tmp_path, min_coverage=0.3)
+    # Jan 4, 5 and 9 cached (Jan 8 is Coming-of-Age Day); Jan 4-18 has 10 sessions: coverage 3/10.
+    seed(cache, date(2024, 1, 4), date(2024, 1, 9))
+    fetch = RecordingFetch()
+    res = cache.load(SOURCE, date(2024, 1, 4), date(2024, 1, 18), fetch)
+    assert res.coverage == pytest.approx(0.3) and res.hit == "partial"
+    assert fetch.calls == [(date(2024, 1, 10), date(2024, 1, 18))]
+    # One session fewer cached (2/10) falls below it: the whole range is fetched once.
+    other = RawCache(tmp_path / "other", min_coverage=0.3)
+    seed(other, date(2024, 1, 4), date(2024, 1, 5))
+    fetch = RecordingFetch()
+    res = other.load(SOURCE, date(2024, 1, 4), date(2024, 1, 18), fetch)
+    assert res.hit == "miss" and fetch.calls == [(date(2024, 1, 4), date(2024, 1, 18))]
+
+
+def test_a_stale_fragment_is_left_out_of_a_combination(tmp_path: Path) -> None:
+    cache = RawCache(tmp_path, max_age_days=7)
+    seed(cache, date(2024, 3, 1), date(2024, 3, 15))
+    stale = seed(cache, date(2024, 3, 16), date(2024, 3, 31))
+    old = time.time() - 10 * 86400
+    os.utime(stale, (old, old))
+    fetch = RecordingFetch()
+    res = cache.load(SOURCE, date(2024, 3, 1), date(2024, 3, 31), fetch)
+    assert res.hit == "partial" and fetch.calls == [(date(2024, 3, 18), date(2024, 3, 29))]
+    assert_complete_rows(res.frame, date(2024, 3, 1), date(2024, 3, 31))
+    assert files_in(tmp_path) == ["daily_quotes_20240301_20240331.parquet"]
+
+
+def test_fragments_survive_a_failed_write_of_the_merged_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = RawCache(tmp_path)
+    seed(cache, date(2024, 3, 1), date(2024, 3, 15))
+    seed(cache, date(2024, 3, 16), date(2024, 3, 31))
+    before = {name: (tmp_path / "raw" / SOURCE / name).read_bytes() for name in files_in(tmp_path)}
+
+    def disk_full(frame: pl.DataFrame, path: Path, **kwargs: object) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("gogoku.cache.raw.write_parquet_atomic", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        cache.load(SOURCE, date(2024, 3, 1), date(2024, 3, 31), RecordingFetch())
+    assert {name: (tmp_path / "raw" / SOURCE / name).read_bytes() for name in files_in(tmp_path)} == before
+
+
+def test_complete_and_miss_loads_log_hit_coverage_rows_and_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = RawCache(tmp_path)
+    with caplog.at_level(logging.INFO, logger="gogoku.cache.raw"):
+        cache.load(SOURCE, date(2024, 1, 1), date(2024, 1, 31), RecordingFetch())
+        cache.load(SOURCE, date(2024, 1, 10), date(2024, 1, 12), RecordingFetch())
+    lines = [r.getMessage() for r in caplog.records if "hit=" in r.getMessage()]
+    assert lines == [
+        "cache daily_quotes 2024-01-01..2024-01-31: hit=miss coverage=0.000 fetched=['2024-01-01..2024-01-31'] "
+        "rows=38 file=daily_quotes_20240101_20240131.parquet",
+        "cache daily_quotes 2024-01-10..2024-01-12: hit=complete coverage=1.000 fetched=[] "
+        "rows=6 file=daily_quotes_20240101_20240131.parquet",
+    ]

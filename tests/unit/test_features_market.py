@@ -6,8 +6,10 @@ import datetime as dt
 import math
 import statistics
 
+import numpy as np
 import polars as pl
 import pytest
+import talib
 
 from gogoku.features.market import (
     MARKET_FEATURES,
@@ -118,3 +120,77 @@ def test_stock_market_features() -> None:
     assert out["rel_strength_5d"][100] == pytest.approx((c[100] / c[95] - 1) - (tc[100] / tc[95] - 1))
     # A window containing the missing TOPIX day has no beta.
     assert out["beta_60d"][259] is None and out["beta_60d"][260] is not None
+
+
+def test_market_indicators_match_talib(mkt: pl.DataFrame) -> None:
+    t = topix()
+    h, lo, c = (t[k].to_numpy() for k in ("High", "Low", "Close"))
+    _, _, hist = talib.MACD(c, 12, 26, 9)
+    upper, middle, lower = talib.BBANDS(c, 20, 2.0, 2.0)
+    want = {
+        "mkt_rsi_14": talib.RSI(c, 14),
+        "mkt_adx_14": talib.ADX(h, lo, c, 14),
+        "mkt_natr_14": talib.NATR(h, lo, c, 14),
+        "mkt_macd_hist_norm": hist / c,
+        "mkt_bb_pct_b": (c - lower) / (upper - lower),
+        "mkt_bb_bw": (upper - lower) / middle,
+        "mkt_price_to_ema60": c / talib.EMA(c, 60),
+    }
+    for name, ref in want.items():
+        got = mkt[name].to_numpy()[250:]
+        assert np.allclose(got, ref[250:], rtol=1e-9, atol=1e-12), name
+
+
+def test_more_market_columns_and_flags(mkt: pl.DataFrame) -> None:
+    c = topix_close()
+    rets = [c[i] / c[i - 1] - 1 for i in range(1, N)]
+    assert mkt["mkt_ret_60d"][100] == pytest.approx(c[100] / c[40] - 1)
+    assert mkt["mkt_vol_60d"][100] == pytest.approx(statistics.stdev(rets[40:100]) * math.sqrt(252))
+    assert mkt["mkt_hl_range"][7] == pytest.approx(0.02)
+    i = 200
+    big = abs(rets[i - 1]) >= 2 * statistics.stdev(rets[i - 60 : i])
+    assert mkt["mkt_big_move"][i] == (1.0 if big else 0.0)
+    assert mkt["mkt_trend_up"][i] == (1.0 if mkt["mkt_ema_gap_5_20"][i] > 0 else 0.0)
+    assert mkt["mkt_bear_dd"][299] == (1.0 if mkt["mkt_dd_from_peak"][299] < -0.1 else 0.0)
+    assert mkt["mkt_bear_dd"][250] is None
+    gap = mkt["mkt_ema_gap_5_20"]  # EMA20 exists from row 19
+    assert gap[18] is None and gap[19] is not None
+    assert mkt["mkt_ema20_slope_3"][21] is None and mkt["mkt_ema20_slope_3"][22] is not None
+    z = mkt["mkt_rsi_14_z"].to_list()
+    rsi = mkt["mkt_rsi_14"].to_list()
+    window = [v for v in rsi[299 - 251 : 300] if v is not None]
+    assert z[299] == pytest.approx((rsi[299] - statistics.mean(window)) / statistics.stdev(window), rel=1e-6)
+
+
+def test_more_stock_market_features() -> None:
+    out = add_market_features(price_features(stock_quotes(0.001).lazy()), topix().lazy()).collect()
+    i = 150
+    # returns are exactly 2 x TOPIX + 0.001: every beta is 2, it never moves, volatility doubles.
+    assert out["beta_20d"][i] == pytest.approx(2.0)
+    assert out["beta_20d"][19] is None and out["beta_20d"][20] == pytest.approx(2.0)
+    assert out["downside_beta_60d"][i] == pytest.approx(2.0)
+    assert out["beta_stability_60d"][i] == pytest.approx(1.0, abs=1e-6)
+    assert out["beta_stability_60d"][78] is None  # 20 betas needed, the first at row 60
+    assert out["vol_ratio_mkt_20"][i] == pytest.approx(2.0)
+    c, tc = out["AdjustmentClose"].to_list(), topix_close()
+    assert out["alpha_5d"][i] == pytest.approx((c[i] / c[i - 5] - 1) - 2 * (tc[i] / tc[i - 5] - 1))
+    assert out["alpha_20d"][i] == pytest.approx((c[i] / c[i - 20] - 1) - 2 * (tc[i] / tc[i - 20] - 1))
+    assert out["rel_strength_20d"][i] == pytest.approx((c[i] / c[i - 20] - 1) - (tc[i] / tc[i - 20] - 1))
+    gap, mgap = out["ma_gap_5_20"][i], out["mkt_ema_gap_5_20"][i]
+    assert out["trend_align_mkt"][i] == (1.0 if (gap > 0) == (mgap > 0) else 0.0)
+    assert out["trend_align_mkt"][10] is None
+    assert out["alpha_vs_regime"][250] == pytest.approx(out["alpha_1d"][250] * out["mkt_bull_200"][250])
+    assert out["alpha_vs_regime"][150] is None  # no 200-day regime yet
+
+
+def test_downside_beta_uses_down_days_only() -> None:
+    # The stock moves 1x the market on up days and 3x on down days: beta 3 on the down days.
+    closes = [500.0]
+    for r in MKT_RET[1:]:
+        closes.append(closes[-1] * (1 + (3 * r if r < 0 else r)))
+    q = stock_quotes(0.0).with_columns(
+        *[pl.Series(c, closes) for c in ("AdjustmentOpen", "AdjustmentHigh", "AdjustmentLow", "AdjustmentClose")]
+    )
+    out = add_market_features(price_features(q.lazy()), topix().lazy()).collect()
+    assert out["downside_beta_60d"][120] == pytest.approx(3.0)
+    assert 1.0 < out["beta_60d"][120] < 3.0

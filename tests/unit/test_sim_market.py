@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 from gogoku import calendar as cal
 from gogoku.errors import InputError
 from gogoku.jquants.endpoints import ENDPOINTS
-from gogoku.jquants.market import SECTORS33, SimMarket
+from gogoku.jquants.market import FAMILIES, SECTORS33, SimMarket
 
 START, END = dt.date(2022, 1, 4), dt.date(2023, 12, 29)
 SHORT_END = dt.date(2023, 3, 31)
@@ -66,7 +66,10 @@ def test_dates_follow_the_jpx_calendar(market: SimMarket) -> None:
     quotes = market.daily_quotes()
     sessions = cal.business_days(START, END)
     assert quotes["Date"].unique().sort().to_list() == sessions
-    assert quotes.group_by("Date").len()["len"].unique().to_list() == [300]
+    # Only listed codes are quoted: listings and delistings change the count a little over time.
+    per_day = quotes.group_by("Date").len().sort("Date")["len"].to_numpy()
+    np.testing.assert_array_equal(per_day, market.life.listed_at(market.days).sum(axis=1))
+    assert per_day.min() >= 270 and per_day.max() <= 300 and len(set(per_day)) > 1
     assert dt.date(2023, 1, 3) not in sessions and dt.date(2022, 12, 30) in sessions
     calendar = market.trading_calendar(dt.date(2022, 12, 28), dt.date(2023, 1, 5))
     assert calendar["HolidayDivision"].to_list() == ["1", "1", "1", "0", "0", "0", "0", "1", "1"]  # 31 Dec - 3 Jan
@@ -82,7 +85,7 @@ def test_codes_sectors_and_markets_look_like_jpx(market: SimMarket) -> None:
     listed = market.listed_info(dt.date(2023, 6, 1))
     assert listed.columns == list(ENDPOINTS["listed_info"].schema)
     assert listed["Date"].unique().to_list() == [dt.date(2023, 6, 1)]
-    assert listed["Code"].n_unique() == 300
+    assert listed["Code"].n_unique() == market.daily_quotes(dt.date(2023, 6, 1), dt.date(2023, 6, 1)).height
     assert listed["Code"].str.contains(r"^[1-9]\d{3}0$").all()
     assert set(listed["Sector33Code"]) <= {s[0] for s in SECTORS33}
     assert set(listed["Sector17Code"]) <= {str(i) for i in range(1, 18)}
@@ -137,28 +140,43 @@ def test_topix_is_the_cap_weighted_index_of_prime_and_standard(market: SimMarket
     assert 1500 <= topix["Open"][0] <= 2100
     assert topix.filter((pl.col("High") < pl.max_horizontal("Open", "Close"))
                         | (pl.col("Low") > pl.min_horizontal("Open", "Close"))).height == 0
-    # Recompute close-to-close returns from the quotes, the listing and the shares outstanding.
-    members = market.listed_info()["MarketCode"].to_numpy() != "0113"
+    # Recompute close-to-close returns from the quotes, the constituents and the shares outstanding.
     q = market.daily_quotes()
-    n = market.n_stocks
-    close = q["Close"].to_numpy().reshape(-1, n)
-    factor = q["AdjustmentFactor"].to_numpy().reshape(-1, n)
-    shares = market.universe.shares0 / np.cumprod(factor, axis=0)
-    cap = (close * shares)[:-1] * members
+    wide = lambda col: q.pivot(on="Code", index="Date", values=col, sort_columns=True).sort("Date").drop("Date")  # noqa: E731
+    close, factor = wide("Close"), wide("AdjustmentFactor")
+    quoted = np.searchsorted(market.universe.codes, close.columns)  # codes ever listed in the span
+    members = market._index_members[1:, quoted]
+    assert market._index_members[:, np.setdiff1d(np.arange(market.n_stocks), quoted)].sum() == 0
+    close, factor = close.to_numpy(), factor.fill_null(1.0).to_numpy()
+    shares = market.universe.shares0[quoted] / np.cumprod(factor, axis=0)
+    cap = np.nan_to_num((close * shares)[:-1] * members)
+    assert (members.sum(axis=1) > 100).all()
     ret = close[1:] / (close[:-1] * factor[1:]) - 1  # split-neutral, as the index divisor makes it
-    expected = (cap * ret).sum(1) / cap.sum(1)
+    expected = (cap * np.nan_to_num(ret)).sum(1) / cap.sum(1)
     got = topix["Close"].to_numpy()
     np.testing.assert_allclose(got[1:] / got[:-1] - 1, expected, atol=2e-5)  # levels are rounded to 0.01
 
 
 def test_statements_are_quarterly_cumulative_and_after_the_period(market: SimMarket) -> None:
-    st = market.statements()
+    every = market.statements()
     spec = ENDPOINTS["statements"]
-    assert st.columns == list(spec.schema) and st.schema == spec.schema
+    assert every.columns == list(spec.schema) and every.schema == spec.schema
+    assert every.sort("DisclosedDate", "DisclosedTime", "LocalCode").equals(every)
+    assert every.select("LocalCode", "DisclosureNumber").is_unique().all()
+    # Forecast revisions between statements carry forecasts only, for the fiscal year in force.
+    revisions = every.filter(pl.col("TypeOfDocument") == "EarnForecastRevision")
+    assert 0.1 < revisions.height / every.height < 0.25
+    assert set(revisions["TypeOfCurrentPeriod"]) == {"FY"}
+    assert revisions["NetSales"].null_count() == revisions.height
+    assert revisions["ForecastProfit"].null_count() == 0
+    assert (revisions["DisclosedDate"] <= revisions["CurrentFiscalYearEndDate"] + dt.timedelta(days=60)).all()
+    st = every.filter(pl.col("TypeOfDocument") != "EarnForecastRevision")
     assert set(st["TypeOfCurrentPeriod"]) == {"1Q", "2Q", "3Q", "FY"}
     assert (st["DisclosedDate"] > st["CurrentPeriodEndDate"]).all()
     assert ((st["DisclosedDate"] - st["CurrentPeriodEndDate"]).dt.total_days() < 60).all()
-    assert set(st["DisclosedTime"]) <= {"11:30:00", "13:00:00", "15:00:00", "15:30:00", "16:00:00"}
+    # During the session, at the close (15:00, 15:30 from 2024-11-05) and in the evening.
+    assert set(st["DisclosedTime"]) == {"11:30:00", "13:00:00", "15:00:00", "15:30:00", "16:00:00", "17:00:00",
+                                        "18:30:00"}
     per_stock_year = st.group_by("LocalCode", "CurrentFiscalYearEndDate").agg(
         pl.col("NetSales").sort_by("CurrentPeriodEndDate").diff().drop_nulls().min().alias("min_step"),
         pl.len().alias("n"),
@@ -170,32 +188,13 @@ def test_statements_are_quarterly_cumulative_and_after_the_period(market: SimMar
     ifrs = st.filter(pl.col("TypeOfDocument").str.ends_with("IFRS"))
     assert ifrs["OrdinaryProfit"].null_count() == ifrs.height
     assert st["LocalCode"].n_unique() > 250
-    assert st.sort("DisclosedDate", "DisclosedTime", "LocalCode").equals(st)
-
-
-def test_futures_contracts_sessions_and_central_month(market: SimMarket) -> None:
-    fut = market.futures()
-    spec = ENDPOINTS["futures"]
-    assert fut.columns == list(spec.schema) and fut.schema == spec.schema
-    assert set(fut["DerivativesProductCategory"]) == {"TOPIXF", "NK225F"}
-    per_day = fut.group_by("Date", "DerivativesProductCategory").agg(
-        pl.len().alias("n"), (pl.col("CentralContractMonthFlag") == "1").sum().alias("central"))
-    assert per_day["n"].unique().to_list() == [3] and per_day["central"].unique().to_list() == [1]
-    assert ((fut["LastTradingDay"] >= fut["Date"]) & (fut["LastTradingDay"] < fut["SpecialQuotationDay"])).all()
-    assert fut["ContractMonth"].str.slice(5).is_in(["03", "06", "09", "12"]).all()
-    for session in ("Night", "Day", "WholeDay"):
-        prefix = session if session == "WholeDay" else f"{session}Session"
-        o, h, lo, c = (f"{prefix}{x}" for x in ("Open", "High", "Low", "Close"))
-        assert fut.filter((pl.col(h) < pl.max_horizontal(o, c)) | (pl.col(lo) > pl.min_horizontal(o, c))).height == 0
-    central = fut.filter((pl.col("DerivativesProductCategory") == "TOPIXF") & (pl.col("CentralContractMonthFlag") == "1"))
-    basis = central.join(market.topix(), on="Date")
-    assert ((basis["DaySessionClose"] / basis["Close"] - 1).abs() < 0.01).all()
 
 
 def test_truth_columns_and_oracle_rank_ic(market: SimMarket) -> None:
     truth = market.truth()
-    assert truth.columns == ["Code", "Date", "exp_ret_1d", "exp_ret_5d", "exp_ret_10d", "exp_ret_20d"]
-    assert truth.height == 300 * len(market.days)
+    assert truth.columns[:6] == ["Code", "Date", "exp_ret_1d", "exp_ret_5d", "exp_ret_10d", "exp_ret_20d"]
+    assert truth.columns[6:] == [f"contrib_{f}_1d" for f in FAMILIES]
+    assert truth.select("Code", "Date").equals(market.daily_quotes().select("Code", "Date").sort("Code", "Date"))
     assert truth.sort("Code", "Date").equals(truth)
     realized = market.daily_quotes().sort("Code", "Date").select(
         "Code", "Date", (pl.col("AdjustmentClose").shift(-1).over("Code") / pl.col("AdjustmentClose") - 1).alias("r1"))

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import time
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 import polars as pl
 
+from gogoku.cache.gcs import GcsSync, SyncReport, parse_data_root
 from gogoku.cache.raw import CacheResult, RawCache
 from gogoku.config import Settings
 from gogoku.errors import InputError
@@ -40,6 +40,18 @@ CACHED_SOURCES: dict[str, CachedSource] = {
         CachedSource("topix", "Date", ("Date",)),
         CachedSource("statements", "DisclosedDate", ("LocalCode", "DisclosureNumber")),
         CachedSource("futures", "Date", ("Code", "Date")),
+        CachedSource("trades_spec", "PublishedDate", ("Section", "PublishedDate")),
+        CachedSource("weekly_margin_interest", "Date", ("Code", "Date")),
+        CachedSource("daily_margin_interest", "PublishedDate", ("Code", "ApplicationDate", "PublishedDate")),
+        CachedSource("short_selling", "Date", ("Sector33Code", "Date")),
+        CachedSource("short_selling_positions", "DisclosedDate",
+                     ("Code", "ShortSellerName", "CalculatedDate", "DisclosedDate")),
+        CachedSource("announcement", "Date", ("Code", "Date")),
+        CachedSource("indices", "Date", ("Code", "Date")),
+        CachedSource("prices_am", "Date", ("Code", "Date")),
+        CachedSource("breakdown", "Date", ("Code", "Date")),
+        CachedSource("dividend", "AnnouncementDate", ("Code", "ReferenceNumber")),
+        CachedSource("index_option", "Date", ("Code", "Date")),
     )
 }
 
@@ -66,23 +78,18 @@ class SourceLoader:
     api_calls: int = 0
     _server: Any = field(default=None, repr=False)
     _url: str | None = field(default=None, repr=False)
+    # Files and bytes moved to and from the bucket (gs:// data roots only).
+    synced: SyncReport = field(default_factory=SyncReport)
+    _gcs: GcsSync | None = field(default=None, repr=False)
 
     def __enter__(self) -> SourceLoader:
         if self.offline:
             return self
         if self.settings.api_url is None:
-            from gogoku.jquants.market import SimMarket
-            from gogoku.jquants.server import run_in_thread
+            from gogoku.jquants.session import start_simulator
 
-            t0 = time.perf_counter()
-            market = SimMarket(seed=self.settings.sim_seed, n_stocks=self.settings.sim_stocks)
-            self._server = run_in_thread(market=market, plan=self.settings.plan_tier)
+            self._server = start_simulator(self.settings)
             self._url = self._server.url
-            log.info(
-                "built-in simulator at %s (seed %d, %d stocks, plan %s) ready in %.1fs",
-                self._url, self.settings.sim_seed, self.settings.sim_stocks, self.settings.plan_tier,
-                time.perf_counter() - t0,
-            )
         else:
             self._url = self.settings.api_url
         return self
@@ -102,18 +109,34 @@ class SourceLoader:
 
     @property
     def cache(self) -> RawCache:
+        """The cache on the local root, or on the working copy of a gs:// root (see cache/gcs.py)."""
+        local = parse_data_root(self.settings.data_root).local
         if self.max_age_days is None:
-            return RawCache(self.settings.data_root)
-        return RawCache(self.settings.data_root, max_age_days=self.max_age_days)
+            return RawCache(local)
+        return RawCache(local, max_age_days=self.max_age_days)
+
+    @property
+    def gcs(self) -> GcsSync | None:
+        """The bucket sync when the data root is gs://bucket/prefix (created on first use)."""
+        root = parse_data_root(self.settings.data_root)
+        if root.remote and self._gcs is None:
+            self._gcs = GcsSync.for_root(root, self.cache)
+        return self._gcs
 
     def load(self, source: str, start: dt.date, end: dt.date, force: bool = False) -> CacheResult:
         if end < start:
             raise InputError(f"--end {end} is before --start {start}")
         spec = CACHED_SOURCES[source]
-        result = self.cache.load(
+        cache, gcs = self.cache, self.gcs
+        if gcs is not None and not force:
+            stale_before = None if cache.max_age_days is None else cache.now() - cache.max_age_days * 86400.0
+            self.synced.add(gcs.pull(source, start, end, fresh_after=stale_before))
+        result = cache.load(
             source, start, end, fetch=lambda s, e: self._fetch(source, s, e),
             date_col=spec.date_col, key_cols=spec.key_cols, force=force,
         )
+        if gcs is not None and result.written:
+            self.synced.add(gcs.push(source, names=[result.path.name]))
         log.info(
             "%s %s..%s: %s hit, coverage %.0f%%, %d fetch range(s), %d rows -> %s",
             source, start, end, result.hit, 100 * result.coverage, result.api_calls, result.frame.height, result.path,
@@ -129,13 +152,9 @@ class SourceLoader:
         return asyncio.run(self._fetch_async(source, start, end))
 
     async def _fetch_async(self, source: str, start: dt.date, end: dt.date) -> pl.DataFrame:
-        from gogoku.jquants.client import JQuantsClient
+        from gogoku.jquants.session import make_client
 
-        s = self.settings
-        async with JQuantsClient(
-            self._url, version=s.api_version, api_key=s.api_key or ("simulator" if self._server else None),
-            mailaddress=s.mailaddress, password=s.password, plan=s.plan_tier,
-        ) as client:
+        async with make_client(self.settings, self._url) as client:
             try:
                 return await client.fetch(source, start, end)
             finally:

@@ -98,8 +98,8 @@ def build_dataset(
 
     groups: dict[str, tuple[str, ...]] = {"price": PRICE_FEATURES}
     absent: dict[str, str] = {}
-    lf = price_features(q)
-    lf = attach_listed_info(lf, _checked(listed, "listed"))
+    # Membership first, while the frame is narrow (the as-of join sorts it by Date and back).
+    lf = price_features(attach_listed_info(q, _checked(listed, "listed")))
     if topix is None:
         absent["market"] = absent["stock_market"] = f"no TOPIX data (plan {plan} does not include indices/topix)"
         log.warning("dataset: market and stock_market groups absent: %s", absent["market"])
@@ -140,7 +140,9 @@ def build_dataset(
             *[pl.col(t).cast(pl.Float64) for t in targets],
         )
         .sort(*KEYS)
-        .collect()
+        # The feature windows are `.over(Code)` expressions the in-memory engine evaluates in one
+        # pass; the streaming engine spent about 1.8x the CPU on this plan.
+        .collect(engine="in-memory")
     )
     if df.is_empty():
         raise InputError(f"quotes: no priced rows between {start} and {end}")

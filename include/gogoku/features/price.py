@@ -5,8 +5,8 @@ AdjustmentClose dropped beforehand). Every window runs over a Code's own rows wi
 window of n means n trading sessions of that stock. Windows are null until filled (min_samples =
 window); `is_*_valid` flags mark the long windows. Unprefixed names follow the reference.
 
-EMAs, Wilder RSI and ATR follow TA-Lib: the recursion is seeded with the simple mean of the first n
-values, so they are null for the first n-1 inputs (see `add_seeded_ewm`).
+The technical indicators (SMA, EMA, RSI, ATR, ADX, MACD, Bollinger, stochastic, MFI) come from
+`gogoku.features.technical` and follow TA-Lib. Only bars up to each row's Date are used.
 """
 
 from __future__ import annotations
@@ -15,10 +15,20 @@ import math
 
 import polars as pl
 
-RETURN_WINDOWS = (1, 5, 10, 20, 60)
+from gogoku.features.technical import (
+    EMA_WINDOWS,
+    SMA_WINDOWS,
+    TECHNICAL_FEATURES,
+    add_seeded_ewm,
+    add_technical_features,
+    window,
+)
+
+__all__ = ["ANNUALIZE", "PRICE_FEATURES", "add_seeded_ewm", "price_features", "window"]
+
+RETURN_WINDOWS = (1, 5, 10, 20, 60, 120)
 VOL_WINDOWS = (5, 10, 20, 60)
-SMA_WINDOWS = (5, 10, 20, 60, 120)
-EMA_WINDOWS = (5, 10, 20, 60, 200)
+YEAR = 252  # sessions in a 52-week window
 ANNUALIZE = math.sqrt(252.0)
 
 _C = pl.col("AdjustmentClose")
@@ -28,136 +38,141 @@ _L = pl.col("AdjustmentLow")
 _V = pl.col("AdjustmentVolume")
 
 
-def window(expr: pl.Expr, by: str | None) -> pl.Expr:
-    """`expr` per partition `by` (a Code), or over the whole frame for a single series (by=None)."""
-    return expr.over(by) if by else expr
-
-
-def add_seeded_ewm(
-    lf: pl.LazyFrame, src: str, out: str, n: int, alpha: float, by: str | None = "Code"
-) -> pl.LazyFrame:
-    """Add `out`: EWM (y_t = (1-alpha) y_{t-1} + alpha x_t) seeded with the mean of the first n values.
-
-    This is TA-Lib's definition for EMA (alpha = 2/(n+1)) and Wilder smoothing (alpha = 1/n): null
-    until n non-null inputs are seen, the seed at the n-th, the recursion after it. Leading nulls of
-    `src` (e.g. the first return of a series) are skipped.
-    """
-    seen = window(pl.col(src).is_not_null().cum_sum(), by)
-    seed = window(pl.col(src).rolling_mean(n), by)
-    lf = lf.with_columns(
-        pl.when(seen == n).then(seed).when(seen > n).then(pl.col(src)).alias("_ewm_src")
-    )
-    return lf.with_columns(
-        window(pl.col("_ewm_src").ewm_mean(alpha=alpha, adjust=False), by).alias(out)
-    ).drop("_ewm_src")
-
-
-def wilder_rsi(avg_gain: pl.Expr, avg_loss: pl.Expr) -> pl.Expr:
-    # 100 * G / (G + L) == 100 - 100 / (1 + G/L); a flat window (G = L = 0) is neutral (50).
-    total = avg_gain + avg_loss
-    return pl.when(total > 0).then(100.0 * avg_gain / total).when(total == 0).then(50.0)
+def rolling_z(x: pl.Expr, n: int, by: str | None) -> pl.Expr:
+    """(x - mean) / std over the last n values of the series (null while the window is short or flat)."""
+    std = window(x.rolling_std(n), by)
+    return pl.when(std > 0).then((x - window(x.rolling_mean(n), by)) / std)
 
 
 def price_features(quotes: pl.LazyFrame, by: str = "Code") -> pl.LazyFrame:
     """Add the price/volume feature columns (`PRICE_FEATURES`) to quotes sorted by (Code, Date)."""
     prev = window(_C.shift(1), by)
-    lf = quotes.with_columns(
+    log_turnover = (pl.col("TurnoverValue") + 1.0).log()
+    lf = add_technical_features(quotes.lazy(), by)
+    lf = lf.with_columns(
         *[(_C / window(_C.shift(h), by) - 1.0).alias(f"returns_{h}d") for h in RETURN_WINDOWS],
         (_C / prev).log().alias("log_returns_1d"),
+        # Momentum that skips the last month (12-1 and 6-1 months in sessions).
+        (window(_C.shift(21), by) / window(_C.shift(YEAR), by) - 1.0).alias("mom_12_1"),
+        (window(_C.shift(21), by) / window(_C.shift(126), by) - 1.0).alias("mom_6_1"),
         (_O / prev - 1.0).alias("ret_overnight"),
         (_C / _O - 1.0).alias("ret_intraday"),
         ((_H - _L) / _C).alias("hl_range"),
         pl.when(_H > _L).then((_C - _L) / (_H - _L)).alias("close_location"),
-        *[window(_C.rolling_mean(n), by).alias(f"sma_{n}") for n in SMA_WINDOWS],
-        (_C - prev).clip(lower_bound=0.0).alias("_gain"),
-        (prev - _C).clip(lower_bound=0.0).alias("_loss"),
-        # True range needs the previous close (TA-Lib starts it at the second bar).
-        pl.when(prev.is_not_null())
-        .then(pl.max_horizontal(_H - _L, (_H - prev).abs(), (_L - prev).abs()))
-        .alias("_tr"),
         ((_H / _L).log() ** 2).alias("_park"),
-        window(_H.rolling_max(14), by).alias("_hh14"),
-        window(_L.rolling_min(14), by).alias("_ll14"),
-        window(_C.rolling_std(20), by).alias("_std20"),
+        # Garman-Klass daily variance: 0.5 ln(H/L)^2 - (2 ln 2 - 1) ln(C/O)^2.
+        (0.5 * (_H / _L).log() ** 2 - (2.0 * math.log(2.0) - 1.0) * (_C / _O).log() ** 2).alias("_gk"),
         (_V / window(_V.rolling_mean(5), by)).alias("volume_ratio_5"),
         (_V / window(_V.rolling_mean(20), by)).alias("volume_ratio_20"),
+        (window(_V.rolling_mean(5), by) / window(_V.rolling_mean(20), by)).alias("volume_trend_5_20"),
+        rolling_z((_V + 1.0).log(), 20, by).alias("volume_z_20"),
+        rolling_z(log_turnover, 60, by).alias("dollar_volume_z_60"),
         window(pl.col("TurnoverValue").rolling_mean(20), by).alias("_adv20"),
-        (pl.col("UpperLimit") == "1").cast(pl.Float64).alias("limit_up"),
-        (pl.col("LowerLimit") == "1").cast(pl.Float64).alias("limit_down"),
+        (_C / window(_H.rolling_max(YEAR), by) - 1.0).alias("dist_52w_high"),
+        (_C / window(_L.rolling_min(YEAR), by) - 1.0).alias("dist_52w_low"),
+        pl.when(window(_H.rolling_max(YEAR), by) > window(_L.rolling_min(YEAR), by))
+        .then(
+            (_C - window(_L.rolling_min(YEAR), by))
+            / (window(_H.rolling_max(YEAR), by) - window(_L.rolling_min(YEAR), by))
+        )
+        .alias("pos_52w"),
+        (_C / window(_C.rolling_max(60), by) - 1.0).alias("drawdown_60d"),
+        (pl.col("UpperLimit").cast(pl.Utf8) == "1").cast(pl.Float64).alias("limit_up"),
+        (pl.col("LowerLimit").cast(pl.Utf8) == "1").cast(pl.Float64).alias("limit_down"),
     )
-    for n in EMA_WINDOWS + (12, 26):
-        lf = add_seeded_ewm(lf, "AdjustmentClose", f"ema_{n}", n, 2.0 / (n + 1), by)
-    for n in (2, 14):
-        lf = add_seeded_ewm(lf, "_gain", f"_avg_gain{n}", n, 1.0 / n, by)
-        lf = add_seeded_ewm(lf, "_loss", f"_avg_loss{n}", n, 1.0 / n, by)
-    lf = add_seeded_ewm(lf, "_tr", "_atr14", 14, 1.0 / 14, by)
-    # MACD in units of the close so that it compares across stocks.
-    lf = lf.with_columns(((pl.col("ema_12") - pl.col("ema_26")) / _C).alias("macd"))
-    lf = add_seeded_ewm(lf, "macd", "macd_signal", 9, 2.0 / 10, by)
-
     ret1 = pl.col("returns_1d")
+    std20 = window(ret1.rolling_std(20), by)
     lf = lf.with_columns(
         *[(window(ret1.rolling_std(n), by) * ANNUALIZE).alias(f"volatility_{n}d") for n in VOL_WINDOWS],
         # Parkinson: var = E[ln(H/L)^2] / (4 ln 2) per day.
-        (window(pl.col("_park").rolling_mean(20), by) / (4.0 * math.log(2.0)) * 252.0)
-        .sqrt()
-        .alias("realized_vol_20"),
+        (window(pl.col("_park").rolling_mean(20), by) / (4.0 * math.log(2.0)) * 252.0).sqrt().alias("realized_vol_20"),
+        (window(pl.col("_gk").rolling_mean(20), by).clip(lower_bound=0.0) * 252.0).sqrt().alias("gk_vol_20"),
+        (window((ret1.clip(upper_bound=0.0) ** 2).rolling_mean(20), by) * 252.0).sqrt().alias("downside_vol_20"),
+        (window(pl.col("ret_overnight").rolling_std(20), by) * ANNUALIZE).alias("overnight_vol_20"),
+        (window(pl.col("ret_intraday").rolling_std(20), by) * ANNUALIZE).alias("intraday_vol_20"),
+        window(ret1.rolling_skew(20), by).alias("ret_skew_20"),
+        window(ret1.rolling_kurtosis(20), by).alias("ret_kurt_20"),
+        window(ret1.rolling_skew(60), by).alias("ret_skew_60"),
+        window(ret1.rolling_max(20), by).alias("ret_max_20"),
+        window(ret1.rolling_min(20), by).alias("ret_min_20"),
+        window((ret1 > 0).cast(pl.Float64).rolling_mean(20), by).alias("up_ratio_20"),
+        pl.when(std20 > 0).then(ret1 / std20).alias("ret_z_20"),
+        pl.when(std20 > 0).then(window(ret1.rolling_mean(20), by) / std20).alias("sharpe_20"),
+        window(pl.col("hl_range").rolling_mean(20), by).alias("hl_range_20"),
         *[(_C / pl.col(f"sma_{n}")).alias(f"price_to_sma{n}") for n in SMA_WINDOWS],
         *[(_C / pl.col(f"ema_{n}")).alias(f"price_to_ema{n}") for n in EMA_WINDOWS],
         (pl.col("sma_5") / pl.col("sma_20") - 1.0).alias("ma_gap_5_20"),
-        wilder_rsi(pl.col("_avg_gain2"), pl.col("_avg_loss2")).alias("rsi_2"),
-        wilder_rsi(pl.col("_avg_gain14"), pl.col("_avg_loss14")).alias("rsi_14"),
-        (pl.col("macd") - pl.col("macd_signal")).alias("macd_hist"),
-        pl.when(pl.col("_std20") > 0)
-        .then((_C - pl.col("sma_20") + 2.0 * pl.col("_std20")) / (4.0 * pl.col("_std20")))
-        .alias("bb_pct_b"),
-        (4.0 * pl.col("_std20") / pl.col("sma_20")).alias("bb_bw"),
-        (pl.col("_atr14") / _C).alias("natr_14"),
-        pl.when(pl.col("_hh14") > pl.col("_ll14"))
-        .then(100.0 * (_C - pl.col("_ll14")) / (pl.col("_hh14") - pl.col("_ll14")))
-        .alias("stoch_k"),
+        (pl.col("sma_20") / pl.col("sma_60") - 1.0).alias("ma_gap_20_60"),
+        (pl.col("ema_20") / window(pl.col("ema_20").shift(5), by) - 1.0).alias("ema20_slope_5"),
+        # MACD and ATR in units of the close so that they compare across stocks.
+        (pl.col("macd") / _C).alias("macd_norm"),
+        (pl.col("macd_hist") / _C).alias("macd_hist_norm"),
         (pl.col("TurnoverValue") / pl.col("_adv20")).alias("turnover_ratio_20"),
         (pl.col("_adv20") + 1.0).log().alias("log_turnover_20"),
         # Amihud illiquidity: mean |return| per 100M yen traded.
         window((ret1.abs() / pl.col("TurnoverValue") * 1e8).rolling_mean(20), by).alias("amihud_20"),
         pl.col("returns_60d").is_not_null().cast(pl.Float64).alias("is_returns60_valid"),
+        pl.col("returns_120d").is_not_null().cast(pl.Float64).alias("is_returns120_valid"),
         pl.col("sma_120").is_not_null().cast(pl.Float64).alias("is_sma120_valid"),
         pl.col("ema_200").is_not_null().cast(pl.Float64).alias("is_ema200_valid"),
+        pl.col("dist_52w_high").is_not_null().cast(pl.Float64).alias("is_52w_valid"),
     )
-    return lf.drop(pl.col("^_.*$"), "ema_12", "ema_26")
+    lf = lf.with_columns(
+        (pl.col("volatility_5d") / pl.col("volatility_20d")).alias("vol_ratio_5_20"),
+    )
+    return lf.drop(pl.col("^_.*$"))
 
 
 PRICE_FEATURES: tuple[str, ...] = (
     *[f"returns_{h}d" for h in RETURN_WINDOWS],
     "log_returns_1d",
+    "mom_12_1",
+    "mom_6_1",
+    "ret_max_20",
+    "ret_min_20",
+    "up_ratio_20",
+    "ret_z_20",
+    "sharpe_20",
     *[f"volatility_{n}d" for n in VOL_WINDOWS],
     "realized_vol_20",
-    *[f"sma_{n}" for n in SMA_WINDOWS],
+    "gk_vol_20",
+    "downside_vol_20",
+    "overnight_vol_20",
+    "intraday_vol_20",
+    "vol_ratio_5_20",
+    "ret_skew_20",
+    "ret_kurt_20",
+    "ret_skew_60",
+    *TECHNICAL_FEATURES,
     *[f"price_to_sma{n}" for n in SMA_WINDOWS],
-    *[f"ema_{n}" for n in EMA_WINDOWS],
     *[f"price_to_ema{n}" for n in EMA_WINDOWS],
     "ma_gap_5_20",
-    "rsi_2",
-    "rsi_14",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "bb_pct_b",
-    "bb_bw",
-    "natr_14",
-    "stoch_k",
+    "ma_gap_20_60",
+    "ema20_slope_5",
+    "macd_norm",
+    "macd_hist_norm",
     "volume_ratio_5",
     "volume_ratio_20",
+    "volume_trend_5_20",
+    "volume_z_20",
     "turnover_ratio_20",
     "log_turnover_20",
+    "dollar_volume_z_60",
     "amihud_20",
     "ret_overnight",
     "ret_intraday",
     "hl_range",
+    "hl_range_20",
     "close_location",
+    "dist_52w_high",
+    "dist_52w_low",
+    "pos_52w",
+    "drawdown_60d",
     "limit_up",
     "limit_down",
     "is_returns60_valid",
+    "is_returns120_valid",
     "is_sma120_valid",
     "is_ema200_valid",
+    "is_52w_valid",
 )

@@ -1,7 +1,14 @@
-"""Async J-Quants client: query plans per source, bounded concurrency, pagination, retries, typed frames.
+"""Async J-Quants client: query plans per source, plan-aware rate limit, pagination, retries, typed frames.
 
-`fetch(source, start, end)` returns the v1-named, typed frame of contract 4, sorted as the official
-client sorts. A page that still fails after the retries raises: data is never silently truncated.
+`fetch(source, start, end, codes=None)` returns the v1-named, typed frame of contract 4, sorted as the
+official client sorts. v2 authenticates with `x-api-key`; v1 signs in with the mail address and
+password, renews its id token on 401 and signs in again when the refresh token has expired.
+
+Every request first takes a token from the process-wide bucket of its account (`ratelimit`), so a
+fetch within the plan never meets a 429. 429, 5xx, timeouts, dropped connections and truncated or
+unparsable bodies are retried with exponential backoff and jitter (honouring Retry-After). A page
+that still fails after the retries raises and the fetch returns nothing: data is never truncated.
+A 413 (result too large) splits the query's date range in halves.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ import json
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any, TypeVar
 
 import aiohttp
 import polars as pl
@@ -22,31 +31,46 @@ from gogoku import calendar as cal
 from gogoku.config import API_VERSIONS, PLAN_TIERS
 from gogoku.errors import GogokuError, InputError
 from gogoku.jquants.endpoints import Axis, Endpoint, Kind, endpoint, minimum_plan
+from gogoku.jquants.ratelimit import RateLimit, TokenBucket, shared_limiter
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 60.0
+AUTH_USER_PATH = "/v1/token/auth_user"
+AUTH_REFRESH_PATH = "/v1/token/auth_refresh"
+MAX_REAUTH = 2  # sign-ins per request before a 401 is final
+T = TypeVar("T")
+
+
+class ApiError(GogokuError):
+    """A final (not retried) answer of the API: its status and message."""
+
+    def __init__(self, status: int, message: str, path: str, params: dict[str, str] | None) -> None:
+        super().__init__(f"J-Quants {path} {params or {}} answered {status}: {message}")
+        self.status, self.message, self.path, self.params = status, message, path, params or {}
 
 
 class JQuantsClient:
     """Use as `async with JQuantsClient(url, api_key=...) as c: frame = await c.fetch(...)`.
 
-    `base_url` has no version (e.g. https://api.jquants.com). v2 authenticates with `x-api-key`.
+    `base_url` has no version (e.g. https://api.jquants.com). `rate_limit` defaults to the plan's
+    requests per minute; the bucket is shared with every client of the same URL and credential.
     """
 
     def __init__(self, base_url: str, version: str = "v2", api_key: str | None = None,
                  mailaddress: str | None = None, password: str | None = None, plan: str = "standard",
                  max_concurrency: int = 8, max_retries: int = 6, backoff_base_s: float = 0.5,
-                 timeout_s: float = 60) -> None:
+                 timeout_s: float = 60, rate_limit: RateLimit | None = None) -> None:
         if version not in API_VERSIONS:
             raise InputError(f"JQUANTS_API_VERSION={version!r}: expected one of {', '.join(API_VERSIONS)}")
-        if version == "v1":
-            raise GogokuError("JQUANTS_API_VERSION=v1 is not supported yet by gogoku's client; use v2 with JQUANTS_API_KEY")
         if plan not in PLAN_TIERS:
             raise InputError(f"JQUANTS_PLAN_TIER={plan!r}: expected one of {', '.join(PLAN_TIERS)}")
-        if not api_key:
+        if version == "v2" and not api_key:
             raise GogokuError("JQUANTS_API_KEY is not set: the J-Quants v2 API needs the API key from your dashboard")
+        if version == "v1" and not (mailaddress and password):
+            raise GogokuError("JQUANTS_MAILADDRESS and JQUANTS_PASSWORD must both be set for the J-Quants v1 API "
+                              "(or use v2: JQUANTS_API_VERSION=v2 with JQUANTS_API_KEY)")
         if max_concurrency < 1 or max_retries < 0:
             raise InputError(f"max_concurrency={max_concurrency}, max_retries={max_retries}: expected >= 1 and >= 0")
         self.base_url = base_url.rstrip("/")
@@ -54,19 +78,27 @@ class JQuantsClient:
         self.plan = plan
         self.max_retries = max_retries
         self.backoff_base_s = backoff_base_s
+        self.rate_limit = rate_limit or RateLimit.for_plan(plan)
         self._api_key = api_key
+        self._mailaddress, self._password = mailaddress, password
+        self._id_token: str | None = None
+        self._refresh_token: str | None = None
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_concurrency = max_concurrency
         self._session: aiohttp.ClientSession | None = None
-        self.api_calls = 0  # HTTP requests, retries included
+        self.limiter: TokenBucket = shared_limiter(self.base_url, f"{version}:{api_key or mailaddress}", self.rate_limit)
+        self.api_calls = 0  # HTTP requests, retries and sign-ins included
         self.calls_by_path: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()  # answers per status, and failures per kind
 
     async def __aenter__(self) -> JQuantsClient:
         self._semaphore = asyncio.Semaphore(self._max_concurrency)
+        self._auth_lock = asyncio.Lock()
+        headers = {"Accept-Encoding": "gzip"}
+        if self.version == "v2":
+            headers["x-api-key"] = self._api_key or ""
         self._session = aiohttp.ClientSession(
-            timeout=self._timeout,
-            headers={"x-api-key": self._api_key, "Accept-Encoding": "gzip"},
-            connector=aiohttp.TCPConnector(limit=self._max_concurrency),
+            timeout=self._timeout, headers=headers, connector=aiohttp.TCPConnector(limit=self._max_concurrency),
         )
         return self
 
@@ -77,8 +109,11 @@ class JQuantsClient:
             self._session = None
 
     # ------------------------------------------------------------------ public
-    async def fetch(self, source: str, start: dt.date, end: dt.date) -> pl.DataFrame:
-        """All rows of `source` for [start, end] (dates of its date column), typed with v1 names."""
+    async def fetch(self, source: str, start: dt.date, end: dt.date, codes: list[str] | None = None) -> pl.DataFrame:
+        """All rows of `source` for [start, end] (dates of its date column), typed with v1 names.
+
+        With `codes`, only those stocks, by date or by code, whichever takes fewer requests.
+        """
         spec = endpoint(source)
         if end < start:
             raise InputError(f"{source}: end {end} is before start {start}")
@@ -87,104 +122,237 @@ class JQuantsClient:
                 f"{source} needs the J-Quants {minimum_plan(source)} plan or higher but JQUANTS_PLAN_TIER is "
                 f"{self.plan}: raise the plan tier or leave {source} out"
             )
-        queries = query_plan(spec, start, end)
-        log.info("%s %s..%s: %d request(s) to %s", source, start, end, len(queries), spec.path(self.version))
+        wanted = _normalized_codes(spec, codes)
+        queries = query_plan(spec, start, end, wanted)
+        log.info("%s %s..%s%s: %d request(s) to %s", source, start, end,
+                 f" for {len(wanted)} code(s)" if wanted is not None else "", len(queries), spec.path(self.version))
         done = 0
         step = max(len(queries) // 10, 1)
 
         async def run(params: dict[str, str]) -> list[pl.DataFrame]:
             nonlocal done
-            pages = await self._fetch_pages(spec, params)
+            pages = await self._fetch_query(spec, params)
             done += 1
             if len(queries) >= 20 and (done % step == 0 or done == len(queries)):
                 log.info("%s: %d/%d requests done (%.0f%%), %d API calls", source, done, len(queries),
                          100 * done / len(queries), self.api_calls)
             return pages
 
-        tasks = [asyncio.ensure_future(run(q)) for q in queries]
-        try:
-            results = await asyncio.gather(*tasks)
-        except BaseException:
-            # One query failed for good: stop the others rather than leave them running.
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        results = await _all_or_nothing([run(q) for q in queries])
         frames = [frame for pages in results for frame in pages]
-        out = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=_wire_schema(spec))
-        return to_typed(spec, out, self.version).sort(list(spec.sort_by), maintain_order=True)
+        wire = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=_wire_schema(spec, self.version))
+        out = to_typed(spec, wire, self.version)
+        if wanted is not None:
+            out = out.filter(pl.col(_code_column(spec)).is_in(wanted), pl.col(spec.date_column).is_between(start, end))
+        return out.sort(list(spec.sort_by), maintain_order=True)
 
     async def query(self, source: str, params: dict[str, str]) -> pl.DataFrame:
-        """One API query (all its pages) with raw J-Quants parameters, as a typed frame."""
+        """One API query (all its pages) with raw J-Quants (v2-named) parameters, as a typed frame."""
         spec = endpoint(source)
-        pages = await self._fetch_pages(spec, params)
+        pages = await self._fetch_query(spec, params)
         return to_typed(spec, pl.concat(pages, how="vertical"), self.version)
 
-    # ------------------------------------------------------------------ transport
+    # ------------------------------------------------------------------ queries and pages
+    async def _fetch_query(self, spec: Endpoint, params: dict[str, str]) -> list[pl.DataFrame]:
+        """Every page of one query; a 413 splits its date range in halves."""
+        try:
+            return await self._fetch_pages(spec, params)
+        except ApiError as exc:
+            if exc.status != 413:
+                raise GogokuError(self._explain(spec, exc)) from None
+            halves = split_range(params, spec.range_params)
+            if halves is None:
+                raise GogokuError(
+                    f"{self._explain(spec, exc)} -- the query {params} of {spec.source} covers a single date or no "
+                    "range and cannot be split: narrow it by code or ask for fewer fields"
+                ) from None
+            log.info("%s %s too large (413): splitting into %s and %s", spec.source, params, *halves)
+            first, second = await _all_or_nothing([self._fetch_query(spec, h) for h in halves])
+            return first + second
+
     async def _fetch_pages(self, spec: Endpoint, params: dict[str, str]) -> list[pl.DataFrame]:
         path = spec.path(self.version)
+        data_key = spec.data_key(self.version)
+        wire_params = self._wire_params(spec, params)
         pages: list[pl.DataFrame] = []
-        query = dict(params)
+        query = dict(wire_params)
         while True:
-            page, key = parse_page(spec, await self._get_body(spec, path, query), spec.data_key(self.version))
+            page, key = await self._call(
+                "GET", path, params=query, parse=lambda body: parse_page(spec, body, data_key, self.version))
             pages.append(page)
             if not key:
                 return pages
-            query = {**params, "pagination_key": key}
+            query = {**wire_params, "pagination_key": key}
 
-    async def _get_body(self, spec: Endpoint, path: str, params: dict[str, str]) -> bytes:
-        """The body of a 200 answer, retrying 429/5xx/timeouts/connection errors with backoff."""
+    def _wire_params(self, spec: Endpoint, params: dict[str, str]) -> dict[str, str]:
+        if self.version == "v2":
+            return dict(params)
+        return {spec.v1_params.get(k, k): v for k, v in params.items()}
+
+    # ------------------------------------------------------------------ transport
+    async def _call(self, method: str, path: str, *, parse: Callable[[bytes], T], params: dict[str, str] | None = None,
+                    body: dict[str, str] | None = None, auth: bool = True) -> T:
+        """One API call with retries; returns `parse(body)` of its 200 answer, raises ApiError on a final status."""
         if self._session is None:
             raise RuntimeError("use JQuantsClient as `async with`")
-        url = self.base_url + path
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            self.api_calls += 1
-            self.calls_by_path[path] += 1
+        attempt = reauths = 0
+        while True:
+            headers = await self._auth_headers() if auth else {}
             retry_after: float | None = None
             try:
-                async with self._semaphore, self._session.get(url, params=params) as resp:
-                    status, body = resp.status, await resp.read()
-                    retry_after = _retry_after(resp.headers.get("Retry-After"))
+                status, raw, retry_after = await self._send(method, path, params, body, headers)
             except (TimeoutError, aiohttp.ClientError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                self.statuses[type(exc).__name__] += 1
+                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
+                self.statuses[str(status)] += 1
                 if status == 200:
-                    return body
-                message = _message(body)
-                if status not in RETRY_STATUSES:
-                    raise GogokuError(self._explain(spec, path, params, status, message))
-                last = f"HTTP {status}: {message}"
+                    try:
+                        return parse(raw)
+                    except (ValueError, pl.exceptions.PolarsError) as exc:
+                        self.statuses["unparsable"] += 1
+                        last = f"unparsable body of {len(raw)} bytes ({type(exc).__name__})"
+                elif status == 401 and auth and self.version == "v1" and reauths < MAX_REAUTH:
+                    reauths += 1
+                    await self._renew(headers.get("Authorization", ""))
+                    continue
+                elif status in RETRY_STATUSES:
+                    last = f"HTTP {status}: {_message(raw)}"
+                    if status == 429:
+                        self.limiter.pause(retry_after if retry_after is not None else self._backoff(attempt))
+                else:
+                    raise ApiError(status, _message(raw), path, params)
             if attempt == self.max_retries:
-                break
+                raise GogokuError(
+                    f"J-Quants {path} {params or {}} still failing after {self.max_retries + 1} attempts ({last}); "
+                    "nothing was returned or written: retry later or lower the concurrency"
+                )
             delay = retry_after if retry_after is not None else self._backoff(attempt)
-            log.debug("%s %s: %s; retry %d/%d in %.2fs", path, params, last, attempt + 1, self.max_retries, delay)
+            attempt += 1
+            log.debug("%s %s: %s; retry %d/%d in %.2fs", path, params, last, attempt, self.max_retries, delay)
             await asyncio.sleep(delay)
-        raise GogokuError(
-            f"J-Quants {path} {params} still failing after {self.max_retries + 1} attempts ({last}); "
-            "nothing was written: retry later or lower the concurrency"
-        )
+
+    async def _send(self, method: str, path: str, params: dict[str, str] | None, body: dict[str, str] | None,
+                    headers: dict[str, str]) -> tuple[int, bytes, float | None]:
+        assert self._session is not None
+        await self.limiter.acquire()
+        self.api_calls += 1
+        self.calls_by_path[path] += 1
+        async with self._semaphore, self._session.request(method, self.base_url + path, params=params, json=body,
+                                                           headers=headers) as resp:
+            return resp.status, await resp.read(), _retry_after(resp.headers.get("Retry-After"))
 
     def _backoff(self, attempt: int) -> float:
-        # Exponential with full jitter around the nominal value, so that parallel retries spread out.
+        # Exponential with jitter around the nominal value, so that parallel retries spread out.
         return min(self.backoff_base_s * 2**attempt * (0.5 + random.random()), MAX_BACKOFF_S)
 
-    def _explain(self, spec: Endpoint, path: str, params: dict[str, str], status: int, message: str) -> str:
-        head = f"J-Quants {path} {params} answered {status}: {message}"
-        if status == 400:
-            return f"{head} -- check the dates (the plan's window) and the query parameters"
-        if status in (401, 403):
+    # ------------------------------------------------------------------ v1 tokens
+    async def _auth_headers(self) -> dict[str, str]:
+        if self.version == "v2":
+            return {}
+        async with self._auth_lock:
+            if self._id_token is None:
+                await self._new_id_token()
+            return {"Authorization": f"Bearer {self._id_token}"}
+
+    async def _renew(self, used: str) -> None:
+        """After a 401: a new id token, unless another request already renewed the one that failed."""
+        async with self._auth_lock:
+            if self._id_token is not None and used != f"Bearer {self._id_token}":
+                return
+            self._id_token = None
+            await self._new_id_token()
+
+    async def _new_id_token(self) -> None:
+        if self._refresh_token is not None:
+            try:
+                self._id_token = await self._refresh()
+                return
+            except ApiError as exc:
+                log.info("J-Quants refresh token rejected (%s); signing in again", exc.message)
+                self._refresh_token = None
+        try:
+            self._refresh_token = await self._call(
+                "POST", AUTH_USER_PATH, body={"mailaddress": self._mailaddress or "", "password": self._password or ""},
+                parse=lambda raw: _token(raw, "refreshToken"), auth=False)
+            self._id_token = await self._refresh()
+        except ApiError as exc:
+            raise GogokuError(
+                f"J-Quants v1 sign-in at {self.base_url} answered {exc.status}: {exc.message} -- check "
+                "JQUANTS_MAILADDRESS and JQUANTS_PASSWORD (accounts registered since 2025-12-22 can use only v2: "
+                "set JQUANTS_API_VERSION=v2 and JQUANTS_API_KEY)"
+            ) from None
+        log.info("J-Quants v1: signed in as %s", self._mailaddress)
+
+    async def _refresh(self) -> str:
+        return await self._call("POST", AUTH_REFRESH_PATH, params={"refreshtoken": self._refresh_token or ""},
+                                parse=lambda raw: _token(raw, "idToken"), auth=False)
+
+    # ------------------------------------------------------------------ messages
+    def _explain(self, spec: Endpoint, exc: ApiError) -> str:
+        head = str(exc)
+        if exc.status == 400 and "subscription covers" in exc.message:
+            return (f"{head} -- the dates lie outside the {self.plan} plan's window: move the start/end dates "
+                    "inside it, or raise the plan (JQUANTS_PLAN_TIER) to reach further back")
+        if exc.status == 400:
+            return f"{head} -- check the query parameters of {spec.source}"
+        if exc.status == 401:
+            return f"{head} -- the id token was refused after signing in again: check JQUANTS_MAILADDRESS and JQUANTS_PASSWORD"
+        if exc.status == 403 and "api key" in exc.message.lower():
+            return f"{head} -- check JQUANTS_API_KEY (issued on the J-Quants dashboard)"
+        if exc.status == 403:
             return (f"{head} -- {spec.source} needs the {minimum_plan(spec.source)} plan or higher "
-                    f"(JQUANTS_PLAN_TIER={self.plan}); if your plan includes it, check JQUANTS_API_KEY")
+                    f"(JQUANTS_PLAN_TIER={self.plan}): raise the plan or leave {spec.source} out; "
+                    "if your plan includes it, check JQUANTS_API_KEY")
         return head
 
 
-def query_plan(spec: Endpoint, start: dt.date, end: dt.date) -> list[dict[str, str]]:
-    """The API queries that cover [start, end] for a source (see `Axis`)."""
+async def _all_or_nothing(coros: list[Any]) -> list[Any]:
+    """Run concurrently; when one fails for good, cancel the others and raise (no partial results)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _code_column(spec: Endpoint) -> str:
+    """v1 name of the stock-code column (`Code`, `LocalCode` in statements)."""
+    for f in spec.fields:
+        if f.v2 == "Code":
+            return f.v1
+    raise InputError(f"source {spec.source!r} has no stock code column: leave the codes out")
+
+
+def _normalized_codes(spec: Endpoint, codes: list[str] | None) -> list[str] | None:
+    if codes is None:
+        return None
+    _code_column(spec)
+    out = [c.strip() + "0" if len(c.strip()) == 4 else c.strip() for c in codes]
+    bad = [c for c in out if len(c) != 5]
+    if bad:
+        raise InputError(f"codes: {bad[0]!r} is not a 4- or 5-character J-Quants code")
+    return sorted(set(out))
+
+
+def query_plan(spec: Endpoint, start: dt.date, end: dt.date, codes: list[str] | None = None) -> list[dict[str, str]]:
+    """The API queries that cover [start, end] for a source (see `Axis`).
+
+    Sources that accept both `date` and `code` are asked by code (code + from/to where the endpoint
+    takes a range, else the code's whole history) when that takes fewer queries than one per business
+    day: 20 codes over 490 days is 20 queries by code, 1,000 codes is 490 queries by date.
+    """
     if spec.axis is Axis.RANGE:
-        return [{"from": start.isoformat(), "to": end.isoformat()}]
+        lo, hi = spec.range_params
+        return [{lo: start.isoformat(), hi: end.isoformat()}]
     days = cal.business_days(start, end)
     if spec.axis is Axis.BUSINESS_DAY:
+        if codes is not None and "code" in spec.params and len(codes) < len(days):
+            span = {"from": start.isoformat(), "to": end.isoformat()} if "from" in spec.params else {}
+            return [{"code": c, **span} for c in codes]
         return [{"date": d.isoformat()} for d in days]
     # Monthly snapshots: the first business day of each month in range, plus `start` itself.
     firsts = [d for i, d in enumerate(days)
@@ -192,30 +360,72 @@ def query_plan(spec: Endpoint, start: dt.date, end: dt.date) -> list[dict[str, s
     return [{"date": d.isoformat()} for d in sorted({start, *firsts})]
 
 
-def _wire_schema(spec: Endpoint) -> dict[str, type[pl.DataType]]:
+def split_range(params: dict[str, str], names: tuple[str, str] = ("from", "to")
+                ) -> tuple[dict[str, str], dict[str, str]] | None:
+    """A date-range query as two halves [from, mid] and [mid+1, to]; None when it has no range to split.
+
+    `names` are the query's names of the range bounds (`from`/`to`, or e.g. `disc_date_from`/`disc_date_to`).
+    """
+    first, last = names
+    if not (params.get(first) and params.get(last)):
+        return None
+    lo, hi = dt.date.fromisoformat(params[first]), dt.date.fromisoformat(params[last])
+    if hi <= lo:
+        return None
+    mid = lo + (hi - lo) // 2
+    return ({**params, last: mid.isoformat()}, {**params, first: (mid + dt.timedelta(days=1)).isoformat()})
+
+
+def _wire_schema(spec: Endpoint, version: str = "v2") -> dict[str, type[pl.DataType]]:
     def dtype(kind: Kind) -> type[pl.DataType]:
         return pl.Float64 if kind is Kind.NUMBER and not spec.strings_on_wire else pl.Utf8
 
-    return {f.v2: dtype(f.kind) for f in spec.fields}
+    return {f.wire(version): dtype(f.kind) for f in spec.fields}
 
 
-def parse_page(spec: Endpoint, body: bytes, data_key: str = "data") -> tuple[pl.DataFrame, str | None]:
-    """One response body -> (rows with wire names and types, pagination_key or None)."""
-    schema = _wire_schema(spec)
+def parse_page(spec: Endpoint, body: bytes, data_key: str = "data", version: str = "v2") -> tuple[pl.DataFrame, str | None]:
+    """One response body -> (rows with wire names and types, pagination_key or None).
+
+    A body that is not a JSON object holding `data_key` (cut short, or an error page) raises ValueError.
+    """
+    schema = _wire_schema(spec, version)
+    if any("." in name for name in schema):
+        return _parse_rows(body, data_key, schema)
     try:
         page = pl.read_json(io.BytesIO(body), schema={data_key: pl.List(pl.Struct(schema)), "pagination_key": pl.Utf8})
+        if page.height != 1 or page[data_key].null_count():
+            raise ValueError(f"no {data_key!r} rows in the body")
         return page.select(pl.col(data_key).explode()).unnest(data_key), page["pagination_key"][0]
     except pl.exceptions.ComputeError:
         # Some number fields arrive as "" or "-" when not applicable: make those null.
+        return _parse_rows(body, data_key, schema)
+
+
+def _parse_rows(body: bytes, data_key: str, schema: dict[str, type[pl.DataType]]) -> tuple[pl.DataFrame, str | None]:
+    """The row-by-row parse: nested objects flatten to "Parent.Child" keys, strings in number fields
+    ("", "-", "*": not applicable) become null."""
+    try:
         payload = json.loads(body)
-        numbers = [k for k, v in schema.items() if v == pl.Float64]
-        rows = [{**r, **{k: None for k in numbers if isinstance(r.get(k), str)}} for r in payload.get(data_key) or []]
-        return pl.from_dicts(rows, schema=schema), payload.get("pagination_key")
+    except ValueError:
+        raise ValueError("the body is not valid JSON") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get(data_key), list):
+        raise ValueError(f"no {data_key!r} rows in the body")
+    numbers = [k for k, v in schema.items() if v == pl.Float64]
+    rows = []
+    for raw in payload[data_key]:
+        row = dict(raw)
+        for key, value in raw.items():
+            if isinstance(value, dict):
+                del row[key]
+                row.update({f"{key}.{child}": v for child, v in value.items()})
+        row.update({k: None for k in numbers if isinstance(row.get(k), str)})
+        rows.append(row)
+    return pl.from_dicts(rows, schema=schema), payload.get("pagination_key")
 
 
 def to_typed(spec: Endpoint, wire: pl.DataFrame, version: str = "v2") -> pl.DataFrame:
     """Wire frame -> gogoku's frame: v1 names in the endpoint's order, dates as Date, numbers as Float64."""
-    names = {f.v2: f.v1 for f in spec.fields} if version == "v2" else {f.v1: f.v1 for f in spec.fields}
+    names = {f.wire(version): f.v1 for f in spec.fields}
     frame = wire.rename({k: v for k, v in names.items() if k in wire.columns})
     exprs = []
     for f in spec.fields:
@@ -234,6 +444,13 @@ def to_typed(spec: Endpoint, wire: pl.DataFrame, version: str = "v2") -> pl.Data
             col = col.cast(pl.Utf8)
         exprs.append(col.alias(f.v1))
     return frame.select(exprs)
+
+
+def _token(body: bytes, name: str) -> str:
+    token = json.loads(body).get(name)
+    if not isinstance(token, str) or not token:
+        raise ValueError(f"no {name} in the body")
+    return token
 
 
 def _message(body: bytes) -> str:

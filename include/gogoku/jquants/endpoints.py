@@ -3,7 +3,10 @@
 Field names come from the official client `J-Quants/jquants-api-client-python` (constants.py:
 EQ_BARS_DAILY_COLUMNS_V2, EQ_MASTER_COLUMNS_V2, MARKETS_TRADING_CALENDAR_COLUMNS_V2,
 INDICES_TOPIX_COLUMNS_V2, FIN_SUMMARY_COLUMNS_V2, DERIVATIVES_FUTURES_COLUMNS_V2 and their v1
-counterparts). Frames inside gogoku always carry the v1 names, typed (contract 4).
+counterparts; the v2 names of the markets, investor-type, earnings-calendar, indices, morning-bar and
+breakdown tables follow the v2 spec pages as the client libraries list them). Frames inside gogoku always
+carry the v1 names, typed (contract 4). Number fields that the API sends as "-" or "*" (daily margin:
+no previous day, ratio not computed) are null in gogoku's frames.
 """
 
 from __future__ import annotations
@@ -29,9 +32,14 @@ DTYPES: dict[Kind, type[pl.DataType]] = {Kind.DATE: pl.Date, Kind.NUMBER: pl.Flo
 
 @dataclass(frozen=True)
 class Field:
-    v1: str
+    v1: str  # the column name in gogoku's frames (the v1 API's field name)
     v2: str
     kind: Kind
+    v1_wire: str | None = None  # the v1 wire name when it differs from the column name (nested fields)
+
+    def wire(self, version: str) -> str:
+        """The field's name on the wire; "Parent.Child" names a key of a nested JSON object."""
+        return self.v2 if version == "v2" else (self.v1_wire or self.v1)
 
 
 class Axis(Enum):
@@ -57,6 +65,7 @@ class Endpoint:
     axis: Axis
     strings_on_wire: bool = False  # fins: every value is a string, "" when empty
     v1_params: dict[str, str] = field(default_factory=dict)  # v2 query name -> v1 name where they differ
+    range_params: tuple[str, str] = ("from", "to")  # the v2 names of a date range's bounds
 
     @property
     def schema(self) -> dict[str, type[pl.DataType]]:
@@ -190,10 +199,13 @@ FUTURES = Endpoint(
     fields=_fields([
         ("Date", "Date", D), ("Code", "Code", S), ("DerivativesProductCategory", "ProdCat", S),
         ("WholeDayOpen", "O", N), ("WholeDayHigh", "H", N), ("WholeDayLow", "L", N), ("WholeDayClose", "C", N),
+        ("MorningSessionOpen", "MO", N), ("MorningSessionHigh", "MH", N), ("MorningSessionLow", "ML", N),
+        ("MorningSessionClose", "MC", N),
         ("NightSessionOpen", "EO", N), ("NightSessionHigh", "EH", N), ("NightSessionLow", "EL", N),
         ("NightSessionClose", "EC", N), ("DaySessionOpen", "AO", N), ("DaySessionHigh", "AH", N),
         ("DaySessionLow", "AL", N), ("DaySessionClose", "AC", N), ("Volume", "Vo", N), ("OpenInterest", "OI", N),
-        ("TurnoverValue", "Va", N), ("ContractMonth", "CM", S), ("EmergencyMarginTriggerDivision", "EmMrgnTrgDiv", S),
+        ("TurnoverValue", "Va", N), ("ContractMonth", "CM", S), ("Volume(OnlyAuction)", "VoOA", N),
+        ("EmergencyMarginTriggerDivision", "EmMrgnTrgDiv", S),
         ("LastTradingDay", "LTD", D), ("SpecialQuotationDay", "SQD", D), ("SettlementPrice", "Settle", N),
         ("CentralContractMonthFlag", "CCMFlag", S),
     ]),
@@ -204,8 +216,263 @@ FUTURES = Endpoint(
     axis=Axis.BUSINESS_DAY,
 )
 
+# Nikkei 225 options (v2 names as DERIVATIVES_OPTIONS_225_COLUMNS): no morning session, no central flag.
+INDEX_OPTION = Endpoint(
+    source="index_option",
+    v2_path="derivatives/bars/daily/options/225",
+    v1_path="option/index_option",
+    v1_data_key="index_option",
+    date_column="Date",
+    fields=_fields([
+        ("Date", "Date", D), ("Code", "Code", S),
+        ("WholeDayOpen", "O", N), ("WholeDayHigh", "H", N), ("WholeDayLow", "L", N), ("WholeDayClose", "C", N),
+        ("NightSessionOpen", "EO", N), ("NightSessionHigh", "EH", N), ("NightSessionLow", "EL", N),
+        ("NightSessionClose", "EC", N), ("DaySessionOpen", "AO", N), ("DaySessionHigh", "AH", N),
+        ("DaySessionLow", "AL", N), ("DaySessionClose", "AC", N), ("Volume", "Vo", N), ("OpenInterest", "OI", N),
+        ("TurnoverValue", "Va", N), ("ContractMonth", "CM", S), ("StrikePrice", "Strike", N),
+        ("Volume(OnlyAuction)", "VoOA", N), ("EmergencyMarginTriggerDivision", "EmMrgnTrgDiv", S),
+        ("PutCallDivision", "PCDiv", S), ("LastTradingDay", "LTD", D), ("SpecialQuotationDay", "SQD", D),
+        ("SettlementPrice", "Settle", N), ("TheoreticalPrice", "Theo", N), ("BaseVolatility", "BaseVol", N),
+        ("UnderlyingPrice", "UnderPx", N), ("ImpliedVolatility", "IV", N), ("InterestRate", "IR", N),
+    ]),
+    plans=frozenset({"standard", "premium"}),
+    params=("date",),
+    required_any=("date",),
+    sort_by=("Date", "Code"),
+    axis=Axis.BUSINESS_DAY,
+)
+
+STANDARD = frozenset({"standard", "premium"})
+
+_INVESTORS = (
+    ("Proprietary", "Prop"), ("Brokerage", "Brk"), ("Total", "Tot"), ("Individuals", "Ind"), ("Foreigners", "Frgn"),
+    ("SecuritiesCos", "SecCo"), ("InvestmentTrusts", "InvTr"), ("BusinessCos", "BusCo"), ("OtherCos", "OthCo"),
+    ("InsuranceCos", "InsCo"), ("CityBKsRegionalBKsEtc", "Bank"), ("TrustBanks", "TrstBnk"),
+    ("OtherFinancialInstitutions", "OthFin"),
+)
+_TRADE_SIDES = (("Sales", "Sell"), ("Purchases", "Buy"), ("Total", "Tot"), ("Balance", "Bal"))
+
+TRADES_SPEC = Endpoint(
+    source="trades_spec",
+    v2_path="equities/investor-types",
+    v1_path="markets/trades_spec",
+    v1_data_key="trades_spec",
+    date_column="PublishedDate",
+    fields=_fields([
+        ("Section", "Section", S), ("PublishedDate", "PubDate", D), ("StartDate", "StDate", D), ("EndDate", "EnDate", D),
+        *[(f"{i1}{s1}", f"{i2}{s2}", N) for i1, i2 in _INVESTORS for s1, s2 in _TRADE_SIDES],
+    ]),
+    plans=LIGHT,
+    params=("section", "from", "to"),
+    required_any=(),
+    sort_by=("PublishedDate", "Section"),
+    axis=Axis.RANGE,
+)
+
+WEEKLY_MARGIN_INTEREST = Endpoint(
+    source="weekly_margin_interest",
+    v2_path="markets/margin-interest",
+    v1_path="markets/weekly_margin_interest",
+    v1_data_key="weekly_margin_interest",
+    date_column="Date",
+    fields=_fields([
+        ("Date", "Date", D), ("Code", "Code", S),
+        ("ShortMarginTradeVolume", "ShrtVol", N), ("LongMarginTradeVolume", "LongVol", N),
+        ("ShortNegotiableMarginTradeVolume", "ShrtNegVol", N), ("LongNegotiableMarginTradeVolume", "LongNegVol", N),
+        ("ShortStandardizedMarginTradeVolume", "ShrtStdVol", N), ("LongStandardizedMarginTradeVolume", "LongStdVol", N),
+        ("IssueType", "IssType", S),
+    ]),
+    plans=STANDARD,
+    params=("code", "date", "from", "to"),
+    required_any=(),
+    sort_by=("Date", "Code"),
+    axis=Axis.RANGE,
+)
+
+# Both versions nest PublishReason as an object of "0"/"1" strings (v2 `PubReason`, v1 `PublishReason`);
+# wire names "Parent.Child" say so, and gogoku's frames keep one Utf8 column per flag.
+PUBLISH_REASONS = ("Restricted", "DailyPublication", "Monitoring", "RestrictedByJSF", "PrecautionByJSF",
+                   "UnclearOrSecOnAlert")
+
+DAILY_MARGIN_INTEREST = Endpoint(
+    source="daily_margin_interest",
+    v2_path="markets/margin-alert",
+    v1_path="markets/daily_margin_interest",
+    v1_data_key="daily_margin_interest",
+    date_column="PublishedDate",
+    fields=_fields([
+        ("PublishedDate", "PubDate", D), ("Code", "Code", S), ("ApplicationDate", "AppDate", D),
+    ]) + tuple(
+        Field(f"PublishReason_{r}", f"PubReason.{r}", S, f"PublishReason.{r}") for r in PUBLISH_REASONS
+    ) + _fields([
+        ("ShortMarginOutstanding", "ShrtOut", N), ("DailyChangeShortMarginOutstanding", "ShrtOutChg", N),
+        ("ShortMarginOutstandingListedShareRatio", "ShrtOutRatio", N),
+        ("LongMarginOutstanding", "LongOut", N), ("DailyChangeLongMarginOutstanding", "LongOutChg", N),
+        ("LongMarginOutstandingListedShareRatio", "LongOutRatio", N), ("ShortLongRatio", "SLRatio", N),
+        ("ShortNegotiableMarginOutstanding", "ShrtNegOut", N),
+        ("DailyChangeShortNegotiableMarginOutstanding", "ShrtNegOutChg", N),
+        ("ShortStandardizedMarginOutstanding", "ShrtStdOut", N),
+        ("DailyChangeShortStandardizedMarginOutstanding", "ShrtStdOutChg", N),
+        ("LongNegotiableMarginOutstanding", "LongNegOut", N),
+        ("DailyChangeLongNegotiableMarginOutstanding", "LongNegOutChg", N),
+        ("LongStandardizedMarginOutstanding", "LongStdOut", N),
+        ("DailyChangeLongStandardizedMarginOutstanding", "LongStdOutChg", N),
+        ("TSEMarginBorrowingAndLendingRegulationClassification", "TSEMrgnRegCls", S),
+    ]),
+    plans=STANDARD,
+    params=("code", "date", "from", "to"),
+    required_any=("date", "code"),
+    sort_by=("PublishedDate", "Code"),
+    axis=Axis.BUSINESS_DAY,
+)
+
+SHORT_SELLING = Endpoint(
+    source="short_selling",
+    v2_path="markets/short-ratio",
+    v1_path="markets/short_selling",
+    v1_data_key="short_selling",
+    date_column="Date",
+    fields=_fields([
+        ("Date", "Date", D), ("Sector33Code", "S33", S),
+        ("SellingExcludingShortSellingTurnoverValue", "SellExShortVa", N),
+        ("ShortSellingWithRestrictionsTurnoverValue", "ShrtWithResVa", N),
+        ("ShortSellingWithoutRestrictionsTurnoverValue", "ShrtNoResVa", N),
+    ]),
+    plans=STANDARD,
+    params=("s33", "date", "from", "to"),
+    required_any=(),
+    sort_by=("Date", "Sector33Code"),
+    axis=Axis.RANGE,
+    v1_params={"s33": "sector33code"},
+)
+
+SHORT_SELLING_POSITIONS = Endpoint(
+    source="short_selling_positions",
+    v2_path="markets/short-sale-report",
+    v1_path="markets/short_selling_positions",
+    v1_data_key="short_selling_positions",
+    date_column="DisclosedDate",
+    fields=_fields([
+        ("DisclosedDate", "DiscDate", D), ("CalculatedDate", "CalcDate", D), ("Code", "Code", S),
+        ("ShortSellerName", "SSName", S), ("ShortSellerAddress", "SSAddr", S),
+        ("DiscretionaryInvestmentContractorName", "DICName", S),
+        ("DiscretionaryInvestmentContractorAddress", "DICAddr", S), ("InvestmentFundName", "FundName", S),
+        ("ShortPositionsToSharesOutstandingRatio", "ShrtPosToSO", N), ("ShortPositionsInSharesNumber", "ShrtPosShares", N),
+        ("ShortPositionsInTradingUnitsNumber", "ShrtPosUnits", N),
+        ("CalculationInPreviousReportingDate", "PrevRptDate", D),
+        ("ShortPositionsInPreviousReportingRatio", "PrevRptRatio", N), ("Notes", "Notes", S),
+    ]),
+    plans=STANDARD,
+    params=("code", "disc_date", "disc_date_from", "disc_date_to", "calc_date"),
+    required_any=(),
+    sort_by=("DisclosedDate", "CalculatedDate", "Code"),
+    axis=Axis.RANGE,
+    v1_params={"disc_date": "disclosed_date", "disc_date_from": "disclosed_date_from",
+               "disc_date_to": "disclosed_date_to", "calc_date": "calculated_date"},
+    range_params=("disc_date_from", "disc_date_to"),
+)
+
+ANNOUNCEMENT = Endpoint(
+    source="announcement",
+    v2_path="equities/earnings-calendar",
+    v1_path="fins/announcement",
+    v1_data_key="announcement",
+    date_column="Date",
+    fields=_fields([
+        ("Date", "Date", D), ("Code", "Code", S), ("CompanyName", "CoName", S), ("FiscalYear", "FY", S),
+        ("SectorName", "SectorNm", S), ("FiscalQuarter", "FQ", S), ("Section", "Section", S),
+    ]),
+    plans=FREE,
+    params=("date", "from", "to"),
+    required_any=(),
+    sort_by=("Date", "Code"),
+    axis=Axis.RANGE,
+)
+
+INDICES = Endpoint(
+    source="indices",
+    v2_path="indices/bars/daily",
+    v1_path="indices",
+    v1_data_key="indices",
+    date_column="Date",
+    fields=_fields([("Date", "Date", D), ("Code", "Code", S), ("Open", "O", N), ("High", "H", N), ("Low", "L", N),
+                    ("Close", "C", N)]),
+    plans=STANDARD,
+    params=("code", "date", "from", "to"),
+    required_any=("date", "code"),
+    sort_by=("Date", "Code"),
+    axis=Axis.BUSINESS_DAY,
+)
+
+PRICES_AM = Endpoint(
+    source="prices_am",
+    v2_path="equities/bars/daily/am",
+    v1_path="prices/prices_am",
+    v1_data_key="prices_am",
+    date_column="Date",
+    fields=_fields([
+        ("Date", "Date", D), ("Code", "Code", S), ("MorningOpen", "MO", N), ("MorningHigh", "MH", N),
+        ("MorningLow", "ML", N), ("MorningClose", "MC", N), ("MorningVolume", "MVo", N),
+        ("MorningTurnoverValue", "MVa", N),
+    ]),
+    plans=PREMIUM,
+    params=("code", "date"),
+    required_any=("date", "code"),
+    sort_by=("Code", "Date"),
+    axis=Axis.BUSINESS_DAY,
+)
+
+_BREAKDOWN = (("LongSell", "LongSell"), ("ShortSellWithoutMargin", "ShrtNoMrgn"), ("MarginSellNew", "MrgnSellNew"),
+              ("MarginSellClose", "MrgnSellClose"), ("LongBuy", "LongBuy"), ("MarginBuyNew", "MrgnBuyNew"),
+              ("MarginBuyClose", "MrgnBuyClose"))
+
+BREAKDOWN = Endpoint(
+    source="breakdown",
+    v2_path="markets/breakdown",
+    v1_path="markets/breakdown",
+    v1_data_key="breakdown",
+    date_column="Date",
+    fields=_fields([
+        ("Date", "Date", D), ("Code", "Code", S),
+        *[(f"{a}{u1}", f"{b}{u2}", N) for u1, u2 in (("Value", "Va"), ("Volume", "Vo")) for a, b in _BREAKDOWN],
+    ]),
+    plans=PREMIUM,
+    params=("code", "date", "from", "to"),
+    required_any=("date", "code"),
+    sort_by=("Code", "Date"),
+    axis=Axis.BUSINESS_DAY,
+)
+
+DIVIDEND = Endpoint(
+    source="dividend",
+    v2_path="fins/dividend",
+    v1_path="fins/dividend",
+    v1_data_key="dividend",
+    date_column="AnnouncementDate",
+    fields=_fields([
+        ("AnnouncementDate", "PubDate", D), ("AnnouncementTime", "PubTime", S), ("Code", "Code", S),
+        ("ReferenceNumber", "RefNo", S), ("StatusCode", "StatCode", S), ("BoardMeetingDate", "BoardDate", D),
+        ("InterimFinalCode", "IFCode", S), ("ForecastResultCode", "FRCode", S), ("InterimFinalTerm", "IFTerm", S),
+        ("GrossDividendRate", "DivRate", N), ("RecordDate", "RecDate", D), ("ExDate", "ExDate", D),
+        ("ActualRecordDate", "ActRecDate", D), ("PayableDate", "PayDate", D), ("CAReferenceNumber", "CARefNo", S),
+        ("DistributionAmount", "DistAmt", N), ("RetainedEarnings", "RetEarn", N), ("DeemedDividend", "DeemDiv", N),
+        ("DeemedCapitalGains", "DeemCapGains", N), ("NetAssetDecreaseRatio", "NetAssetDecRatio", N),
+        ("CommemorativeSpecialCode", "CommSpecCode", S), ("CommemorativeDividendRate", "CommDivRate", N),
+        ("SpecialDividendRate", "SpecDivRate", N),
+    ]),
+    plans=PREMIUM,
+    params=("code", "date", "from", "to"),
+    required_any=("date", "code"),
+    sort_by=("AnnouncementDate", "AnnouncementTime", "Code"),
+    axis=Axis.BUSINESS_DAY,
+)
+
 ENDPOINTS: dict[str, Endpoint] = {
-    e.source: e for e in (LISTED_INFO, TRADING_CALENDAR, DAILY_QUOTES, TOPIX, STATEMENTS, FUTURES)
+    e.source: e for e in (
+        LISTED_INFO, TRADING_CALENDAR, DAILY_QUOTES, TOPIX, STATEMENTS, FUTURES, TRADES_SPEC, WEEKLY_MARGIN_INTEREST,
+        DAILY_MARGIN_INTEREST, SHORT_SELLING, SHORT_SELLING_POSITIONS, ANNOUNCEMENT, INDICES, PRICES_AM, BREAKDOWN,
+        DIVIDEND, INDEX_OPTION,
+    )
 }
 
 

@@ -6,18 +6,24 @@ Daily model, vectorized over stocks with one loop over sessions:
 
 - f_mkt and the idiosyncratic sigma_i follow GARCH(1,1) (volatility clustering); sector factors scale
   with the market's volatility state.
-- The planted signal, fixed at the close of t from information known then:
-      mu[t+1,i] = KAPPA * sigma_i[t+1] * (W_REV*z(rev5) + W_MOM*z(mom60) + W_QUAL*z(quality)) / NORM
-  where z() is the cross-sectional z-score on t, rev5 = -(5-day idiosyncratic return), mom60 = 60-day
-  return, quality = a persistent AR(1) latent per stock (it also drives the statements' growth and
-  margins). KAPPA sets the oracle daily RankIC near 0.05.
+- The planted signal, fixed at the close of t from information public then (DESIGN contract 6):
+      mu[t+1,i] = KAPPA * sigma_i[t+1] * sum_f W_f * z_f[t,i] / NORM
+  over seven families f (FAMILIES): reversal (z of -5-day idiosyncratic return), momentum (60-day
+  return), quality (a persistent AR(1) latent that drives the statements' growth and margins), lead-lag
+  (an EMA of the idiosyncratic returns of 4 latent peers, mostly same-sector), and three published-data
+  families from `sim_signal`: post-earnings drift, weekly margin imbalance and foreign flows per section,
+  each entering only from the session its publication becomes usable. KAPPA sets the oracle daily
+  RankIC near 0.05; `signal_strengths()` reports each family's share and oracle RankIC.
 - Prices live on the tick grid inside the daily limit band (UpperLimit/LowerLimit flag a touch);
   splits change raw prices on the ex-date with AdjustmentFactor = 1/ratio, and Adjustment* columns are
   back-adjusted to `end`, as J-Quants recomputes them after each split.
 
 Determinism: every random stream is drawn session-major (or month-major) from its own SeedSequence
 child, so the same seed gives the same rows for the dates two markets share, whatever their `end`.
-The universe is fixed over the span (no listings or delistings yet).
+Listings, delistings and segment changes (`sim_signal.build_lifecycle`) are drawn relative to `start`;
+quotes, listings and the truth hold only listed (Code, Date) pairs. The other market-data tables
+(margin, flows, short selling, indices, calendar of earnings, morning bars, breakdown, dividends) are
+built in `sim_tables`, which also states their publication schedules.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import polars as pl
 
 from gogoku import calendar as cal
 from gogoku.errors import InputError
+from gogoku.jquants import sim_signal, sim_tables
 
 # (Sector33Code, name, Sector17Code, weight ~ number of TSE issuers, JP word, EN word for company names)
 SECTORS33: tuple[tuple[str, str, str, int, str, str], ...] = (
@@ -89,8 +96,13 @@ _SUFFIXES: tuple[tuple[str, str], ...] = (("", "Co.,Ltd."), ("ホールディン
 
 # Model parameters (daily units).
 KAPPA = 0.06  # signal sd relative to idiosyncratic vol -> oracle RankIC about 0.05
-W_REV, W_MOM, W_QUAL = 0.5, 0.3, 0.6
-NORM = math.sqrt(W_REV**2 + W_MOM**2 + W_QUAL**2)
+FAMILIES = ("reversal", "momentum", "quality", "leadlag", "pead", "margin", "flow")
+WEIGHTS = {"reversal": 0.45, "momentum": 0.3, "quality": 0.35, "leadlag": 0.35, "pead": 0.4, "margin": 0.3,
+           "flow": 0.25}
+W_REV, W_MOM, W_QUAL = WEIGHTS["reversal"], WEIGHTS["momentum"], WEIGHTS["quality"]
+NORM = math.sqrt(sum(w**2 for w in WEIGHTS.values()))
+LEAD_DECAY = 0.5  # daily decay of the peers' return EMA
+HOLIDAY_TRADING_FROM = dt.date(2022, 9, 23)  # JPX derivatives trade on most weekday holidays since
 REV_DAYS, MOM_DAYS = 5, 60
 PHI_QUALITY = 0.995  # daily AR(1) persistence of the latent quality (half-life ~140 sessions)
 MKT_DRIFT, MKT_VOL = 0.00025, 0.011
@@ -100,7 +112,7 @@ SECTOR_VOL = 0.006
 HORIZONS = (1, 5, 10, 20)
 _CHUNK = 256  # sessions drawn per batch (bounded memory; draws stay session-major)
 _STREAMS = ("static", "market", "sector", "idio", "ohlc", "volume", "events", "quality", "statements", "disclosure",
-            "futures")
+            "futures", "lifecycle", "surprise", "margin", "flow", "tables", "revision")
 
 # JPX daily price limits (制限値幅): base price below threshold -> width in yen.
 _LIMIT_THRESHOLDS = np.array([100, 200, 500, 700, 1000, 1500, 2000, 3000, 5000, 7000, 10000, 15000, 20000,
@@ -112,14 +124,6 @@ _TICK_THRESHOLDS = np.array([1000, 3000, 10000, 30000, 100000, 300000, 1000000])
 _TICKS = np.array([0.1, 0.5, 1, 5, 10, 50, 100, 1000], dtype=float)
 _SPLIT_RATIOS = np.array([2.0, 3.0, 4.0, 5.0, 10.0])
 _SPLIT_CUM = np.cumsum([0.5, 0.2, 0.1, 0.15, 0.05])
-
-FUTURES_PRODUCTS = (
-    # category, underlying, code prefix, tick, multiplier, central volume, central open interest
-    ("TOPIXF", "topix", "167", 0.5, 10_000, 60_000, 500_000),
-    ("NK225F", "nk225", "161", 10.0, 1_000, 40_000, 250_000),
-)
-FUTURES_CARRY = -0.015  # annual; dividends above rates put Japanese index futures at a discount
-FUTURES_LISTED = 3  # nearest quarterly contract months quoted per product
 
 
 def _limit_width(price: np.ndarray) -> np.ndarray:
@@ -143,23 +147,23 @@ def _on_grid(price: np.ndarray, how: str = "round") -> np.ndarray:
     return np.round(np.maximum(steps, 1.0) * tick, 1)
 
 
-def _grid(x: np.ndarray, tick: float, how: str = "round") -> np.ndarray:
-    step = {"round": np.round, "ceil": np.ceil, "floor": np.floor}[how]
-    return np.round(step(x / tick) * tick, 1)
-
-
 def _cs_z(x: np.ndarray) -> np.ndarray:
     sd = x.std()
     return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
 
 
-def _decay_weights(h: int) -> tuple[float, float, float]:
-    """Sum over the next h days of each signal term's remaining weight (see `SimMarket.truth`)."""
+def _decay_weights(h: int) -> dict[str, float]:
+    """Sum over the next h days of each family's remaining weight (see `SimMarket.truth`)."""
     k = np.arange(h)
-    rev = np.clip(1 - k / REV_DAYS, 0, None).sum()
-    mom = np.clip(1 - k / MOM_DAYS, 0, None).sum()
-    qual = (PHI_QUALITY**k).sum()
-    return float(rev), float(mom), float(qual)
+    return {
+        "reversal": float(np.clip(1 - k / REV_DAYS, 0, None).sum()),
+        "momentum": float(np.clip(1 - k / MOM_DAYS, 0, None).sum()),
+        "quality": float((PHI_QUALITY**k).sum()),
+        "leadlag": float((LEAD_DECAY**k).sum()),
+        "pead": float(np.exp(-k / sim_signal.PEAD_TAU).sum()),
+        "margin": float((sim_signal.PHI_MARGIN ** (k / 5)).sum()),
+        "flow": float((sim_signal.PHI_FLOW ** (k / 5)).sum()),
+    }
 
 
 def _dates_np(days: list[dt.date]) -> np.ndarray:
@@ -212,6 +216,7 @@ class _Paths:
     z_rev: np.ndarray  # float32 cross-sectional z-scores of the signal terms at t's close
     z_mom: np.ndarray
     z_qual: np.ndarray
+    z_lead: np.ndarray
 
 
 class SimMarket:
@@ -313,7 +318,11 @@ class SimMarket:
         f32 = lambda: np.empty((t_len, n), dtype=np.float32)  # noqa: E731
         o, h, lo_, c, vol, tv, fac = f64(), f64(), f64(), f64(), f64(), f64(), f64()
         upper, lower = np.zeros((t_len, n), bool), np.zeros((t_len, n), bool)
-        qual, sig_next, z_rev, z_mom, z_qual = f32(), f32(), f32(), f32(), f32()
+        qual, sig_next, z_rev, z_mom, z_qual, z_lead = f32(), f32(), f32(), f32(), f32(), f32()
+        published = self._published
+        jump, leaders = published["jump"], self.life.leaders
+        lead_state = np.zeros(n)
+        w_pub = {f: WEIGHTS[f] for f in ("pead", "margin", "flow")}
 
         sec = u.sector
         am, bm = MKT_GARCH
@@ -343,7 +352,8 @@ class SimMarket:
                 f_mkt = MKT_DRIFT + sig_m * zm[j]
                 f_sec = SECTOR_VOL * (sig_m / MKT_VOL) * zs[j]
                 common = u.beta * f_mkt + u.gamma * f_sec[sec]
-                eps = sig * zi[j]
+                # Earnings news moves the price on its effective session (the close that first includes it).
+                eps = sig * (zi[j] + sim_signal.PEAD_JUMP * jump[t])
                 r = mu + common + eps
                 # Splits follow high prices; reverse splits (10:1 consolidations) follow very low ones.
                 u_split, u_ratio = ue[j, 0], ue[j, 1]
@@ -382,33 +392,80 @@ class SimMarket:
                 zr = _cs_z(-rev_sum / (sig1 * math.sqrt(min(t + 1, REV_DAYS))))
                 zmo = _cs_z(mom_sum / (sig1 * math.sqrt(min(t + 1, MOM_DAYS))))
                 zqu = _cs_z(q)
-                mu = KAPPA * sig1 * (W_REV * zr + W_MOM * zmo + W_QUAL * zqu) / NORM
-                qual[t], sig_next[t], z_rev[t], z_mom[t], z_qual[t] = q, sig1, zr, zmo, zqu
+                lead_state = LEAD_DECAY * lead_state + (idio / sig)[leaders].mean(axis=1)
+                zle = _cs_z(lead_state)
+                pub = sum(w * published[f][t] for f, w in w_pub.items())
+                mu = KAPPA * sig1 * (W_REV * zr + W_MOM * zmo + W_QUAL * zqu + WEIGHTS["leadlag"] * zle + pub) / NORM
+                qual[t], sig_next[t], z_rev[t], z_mom[t], z_qual[t], z_lead[t] = q, sig1, zr, zmo, zqu, zle
                 prev_close = close
         return _Paths(open=o, high=h, low=lo_, close=c, upper=upper, lower=lower, volume=vol, turnover=tv,
-                      factor=fac, quality=qual, sigma_next=sig_next, z_rev=z_rev, z_mom=z_mom, z_qual=z_qual)
+                      factor=fac, quality=qual, sigma_next=sig_next, z_rev=z_rev, z_mom=z_mom, z_qual=z_qual,
+                      z_lead=z_lead)
 
     @cached_property
     def _shares(self) -> np.ndarray:
         """Shares outstanding (incl. treasury) per session; splits multiply them on the ex-date."""
         return self.universe.shares0 / np.cumprod(self.paths.factor, axis=0)
 
+    # ------------------------------------------------------------------ life cycle and publications
+    @cached_property
+    def life(self) -> sim_signal.Lifecycle:
+        return sim_signal.build_lifecycle(self)
+
+    @cached_property
+    def _listed_mask(self) -> np.ndarray:
+        """(T, N) bool: the code is listed (and quoted) on the session."""
+        return self.life.listed_at(self.days)
+
+    @cached_property
+    def _market_idx(self) -> np.ndarray:
+        """(T, N) index into sim_signal.MARKET_CODES of each code's market on each session."""
+        return self.life.market_at(self.days)
+
+    @cached_property
+    def weeks(self) -> sim_signal.Weeks:
+        return sim_signal.build_weeks(self)
+
+    @cached_property
+    def _weekly(self) -> tuple[np.ndarray, np.ndarray]:
+        return sim_signal.weekly_latents(self)
+
+    @cached_property
+    def _schedule(self) -> sim_signal.StatementSchedule:
+        return sim_signal.build_statement_schedule(self)
+
+    @cached_property
+    def _published(self) -> dict[str, np.ndarray]:
+        return sim_signal.published_signals(self)
+
+    @cached_property
+    def _index_members(self) -> np.ndarray:
+        """(T, N) bool: TOPIX constituents (1st section before the reorg, Prime + Standard after), from
+        the session after listing."""
+        listed = self._listed_mask
+        listed_prev = np.vstack([listed[:1], listed[:-1]])
+        reorg = (self.days >= np.datetime64(sim_signal.REORG_DATE))[:, None]
+        mk = self._market_idx
+        old = np.isin(mk, sim_signal.TOPIX_OLD)
+        new = np.isin(mk, sim_signal.TOPIX_NEW)
+        members = listed & listed_prev & np.where(reorg, new, old)
+        empty = ~members.any(axis=1)
+        members[empty] = listed[empty] | ~listed[empty].any(axis=1, keepdims=True)
+        return members
+
     @cached_property
     def _indices(self) -> dict[str, np.ndarray]:
-        """TOPIX (cap-weighted, Prime+Standard) and a price-weighted NK225 proxy: O/H/L/C per session."""
+        """TOPIX (cap-weighted over `_index_members`) and a price-weighted NK225 proxy: O/H/L/C per session."""
         u, p = self.universe, self.paths
         base = np.vstack([u.price0, p.close[:-1]]) * p.factor  # previous close in post-split terms
         rel = {k: getattr(p, k) / base for k in ("open", "high", "low", "close")}
         out: dict[str, np.ndarray] = {}
-        members = u.market != "0113"
-        if not members.any():
-            members = np.ones(self.n_stocks, bool)
-        cap_prev = np.vstack([u.price0 * u.shares0, (p.close * self._shares)[:-1]]) * members
+        cap_prev = np.vstack([u.price0 * u.shares0, (p.close * self._shares)[:-1]]) * self._index_members
         out.update(self._index_ohlc("topix", cap_prev / cap_prev.sum(1, keepdims=True), rel, u.topix0))
         prime = np.flatnonzero(u.market == "0111") if (u.market == "0111").any() else np.arange(self.n_stocks)
         top = prime[np.argsort(-(u.price0 * u.shares0)[prime])][:225]
         w = np.zeros_like(base)
-        w[:, top] = base[:, top]
+        w[:, top] = base[:, top] * self._listed_mask[:, top]
         out.update(self._index_ohlc("nk225", w / w.sum(1, keepdims=True), rel, 12.5 * u.topix0))
         return out
 
@@ -437,16 +494,27 @@ class SimMarket:
         })
 
     def listed_info(self, date: dt.date | None = None, code: str | None = None) -> pl.DataFrame:
-        """The listing snapshot as of `date` (default `end`); empty outside [start, end]."""
+        """The listing snapshot as of `date` (default `end`): the codes listed that day with their market
+        then (the old sections before 2022-04-04); empty outside [start, end]."""
         date = self.end if date is None else date
-        frame = self._listed if code is None else self._listed.filter(pl.col("Code") == code)
+        day = np.array([date], dtype="datetime64[D]")
+        market = np.array(sim_signal.MARKET_CODES)[self.life.market_at(day)[0]]
+        in_topix = np.isin(market, ("0101", "0111", "0112"))
+        scale = np.where(in_topix, np.where(self.universe.scale == "-", "TOPIX Small 2", self.universe.scale), "-")
+        frame = self._listed.with_columns(
+            pl.Series("ScaleCategory", scale, dtype=pl.Utf8),
+            pl.Series("MarketCode", market, dtype=pl.Utf8),
+            pl.Series("MarketCodeName", [sim_signal.MARKET_NAMES[c] for c in market], dtype=pl.Utf8),
+        ).filter(pl.Series(self.life.listed_at(day)[0]))
+        if code is not None:
+            frame = frame.filter(pl.col("Code") == code)
         if not self.start <= date <= self.end:
             frame = frame.clear()
         return frame.select(pl.lit(date, dtype=pl.Date).alias("Date"), pl.all())
 
     @cached_property
     def _quotes(self) -> pl.DataFrame:
-        """daily_quotes for every session and code, sorted by (Date, Code)."""
+        """daily_quotes for every session and listed code, sorted by (Date, Code)."""
         p, n, t_len = self.paths, self.n_stocks, len(self.days)
         cum = np.cumprod(p.factor, axis=0)
         to_end = cum[-1] / cum  # product of the adjustment factors after each session, through `end`
@@ -461,7 +529,7 @@ class SimMarket:
             "AdjustmentOpen": (p.open * to_end).ravel(), "AdjustmentHigh": (p.high * to_end).ravel(),
             "AdjustmentLow": (p.low * to_end).ravel(), "AdjustmentClose": (p.close * to_end).ravel(),
             "AdjustmentVolume": (p.volume / to_end).ravel(),
-        })
+        }).filter(pl.Series(self._listed_mask.ravel()))
 
     def daily_quotes(self, start: dt.date | None = None, end: dt.date | None = None, code: str | None = None) -> pl.DataFrame:
         frame = date_slice(self._quotes, "Date", start, end)
@@ -478,16 +546,21 @@ class SimMarket:
 
     def trading_calendar(self, start: dt.date | None = None, end: dt.date | None = None) -> pl.DataFrame:
         """Every calendar day in [start, end] (default: the simulated span) within the offline calendar:
-        HolidayDivision "1" business day, "0" non-business day. The calendar is public ahead of time, so
-        it is not limited to the simulated span when dates are given."""
+        HolidayDivision "1" business day, "0" non-business day, "3" non-business day with derivatives
+        holiday trading (weekday holidays from 2022-09-23, except 31 Dec - 3 Jan). The calendar is public
+        ahead of time, so it is not limited to the simulated span when dates are given."""
         first, last = cal.calendar_bounds()
         lo, hi = max(start or self.start, first), min(end or self.end, last)
         if hi < lo:
             return pl.DataFrame(schema={"Date": pl.Date, "HolidayDivision": pl.Utf8})
         all_days = pl.date_range(lo, hi, interval="1d", eager=True).alias("Date")
         business = pl.Series(cal.business_days(lo, hi), dtype=pl.Date)
+        d = pl.col("Date")
+        new_year = ((d.dt.month() == 12) & (d.dt.day() == 31)) | ((d.dt.month() == 1) & (d.dt.day() <= 3))
+        holiday_trading = (d >= HOLIDAY_TRADING_FROM) & (d.dt.weekday() <= 5) & ~new_year
         return pl.DataFrame({"Date": all_days}).with_columns(
-            pl.col("Date").is_in(business).cast(pl.UInt8).cast(pl.Utf8).alias("HolidayDivision")
+            pl.when(d.is_in(business)).then(pl.lit("1")).when(holiday_trading).then(pl.lit("3"))
+            .otherwise(pl.lit("0")).alias("HolidayDivision")
         )
 
     @cached_property
@@ -499,36 +572,182 @@ class SimMarket:
         frame = date_slice(self._statements, "DisclosedDate", start, end)
         return frame if code is None else frame.filter(pl.col("LocalCode") == code)
 
+    # ------------------------------------------------------------------ market-data tables (sim_tables)
+    @cached_property
+    def _tables(self) -> dict[str, pl.DataFrame]:
+        return {}
+
+    def _table(self, source: str, start: dt.date | None, end: dt.date | None, **equal: str | None) -> pl.DataFrame:
+        """Rows of a sim_tables table by its date column in [start, end], filtered on column == value."""
+        from gogoku.jquants.endpoints import ENDPOINTS
+
+        date_col = ENDPOINTS[source].date_column
+        if source not in self._tables:
+            self._tables[source] = getattr(sim_tables, source)(self).sort(date_col, maintain_order=True)
+        frame = date_slice(self._tables[source], date_col, start, end)
+        for column, value in equal.items():
+            if value is not None:
+                frame = frame.filter(pl.col(column) == value)
+        return frame
+
+    def trades_spec(self, start: dt.date | None = None, end: dt.date | None = None,
+                    section: str | None = None) -> pl.DataFrame:
+        """markets/trades_spec: weekly investor-type flows per section, by PublishedDate."""
+        return self._table("trades_spec", start, end, Section=section)
+
+    def weekly_margin_interest(self, start: dt.date | None = None, end: dt.date | None = None,
+                               code: str | None = None) -> pl.DataFrame:
+        """markets/weekly_margin_interest by Date (the week's last session), published rows only."""
+        return self._table("weekly_margin_interest", start, end, Code=code)
+
+    def daily_margin_interest(self, start: dt.date | None = None, end: dt.date | None = None,
+                              code: str | None = None) -> pl.DataFrame:
+        """markets/daily_margin_interest by PublishedDate, PublishReason flattened to PublishReason_* columns."""
+        return self._table("daily_margin_interest", start, end, Code=code)
+
+    def short_selling(self, start: dt.date | None = None, end: dt.date | None = None,
+                      sector33: str | None = None) -> pl.DataFrame:
+        """markets/short_selling: per Date and Sector33Code."""
+        return self._table("short_selling", start, end, Sector33Code=sector33)
+
+    def short_selling_positions(self, start: dt.date | None = None, end: dt.date | None = None,
+                                code: str | None = None, calculated: dt.date | None = None) -> pl.DataFrame:
+        """markets/short_selling_positions by DisclosedDate (optionally one CalculatedDate)."""
+        frame = self._table("short_selling_positions", start, end, Code=code)
+        return frame if calculated is None else frame.filter(pl.col("CalculatedDate") == calculated)
+
+    def announcement(self, start: dt.date | None = None, end: dt.date | None = None) -> pl.DataFrame:
+        """fins/announcement: the scheduled statement dates (Date), visible from 19:00 the business day before."""
+        return self._table("announcement", start, end)
+
+    def indices(self, start: dt.date | None = None, end: dt.date | None = None, code: str | None = None) -> pl.DataFrame:
+        """indices: TOPIX, size, sector and market-segment indices by Date."""
+        return self._table("indices", start, end, Code=code)
+
+    def prices_am(self, start: dt.date | None = None, end: dt.date | None = None, code: str | None = None) -> pl.DataFrame:
+        """prices/prices_am: morning-session bars by Date (the simulator serves every session)."""
+        return self._table("prices_am", start, end, Code=code)
+
+    def breakdown(self, start: dt.date | None = None, end: dt.date | None = None, code: str | None = None) -> pl.DataFrame:
+        """markets/breakdown: volume and value by trade type, by Date."""
+        return self._table("breakdown", start, end, Code=code)
+
+    def dividend(self, start: dt.date | None = None, end: dt.date | None = None, code: str | None = None) -> pl.DataFrame:
+        """fins/dividend by AnnouncementDate."""
+        return self._table("dividend", start, end, Code=code)
+
+    @cached_property
+    def _derivative_indices(self) -> dict[str, dict[str, np.ndarray]]:
+        from gogoku.jquants import sim_derivatives
+
+        return sim_derivatives.underlying_indices(self)
+
     @cached_property
     def _futures(self) -> pl.DataFrame:
-        return _build_futures(self)
+        from gogoku.jquants import sim_derivatives
+
+        return sim_derivatives.build_futures(self, self._derivative_indices)
 
     def futures(self, start: dt.date | None = None, end: dt.date | None = None) -> pl.DataFrame:
+        """derivatives/futures rows (TOPIXF, NK225F, JN400F, REITF) by Date in [start, end], sorted (Date, Code)."""
         return date_slice(self._futures, "Date", start, end)
 
     @cached_property
+    def _index_option(self) -> pl.DataFrame:
+        from gogoku.jquants import sim_derivatives
+
+        return sim_derivatives.build_index_options(self, self._derivative_indices)
+
+    def index_option(self, start: dt.date | None = None, end: dt.date | None = None) -> pl.DataFrame:
+        """option/index_option rows (Nikkei 225 options) by Date in [start, end], sorted (Date, Code)."""
+        return date_slice(self._index_option, "Date", start, end)
+
+    def _contribution(self, family: str) -> np.ndarray:
+        """(T, N) float32: the family's part of mu for the next session, fixed at each session's close."""
+        p = self.paths
+        z = {"reversal": p.z_rev, "momentum": p.z_mom, "quality": p.z_qual, "leadlag": p.z_lead}.get(family)
+        if z is None:
+            z = self._published[family]
+        return (KAPPA * WEIGHTS[family] / NORM) * p.sigma_next * z
+
+    @cached_property
     def _truth(self) -> pl.DataFrame:
-        p, n, t_len = self.paths, self.n_stocks, len(self.days)
+        n, t_len = self.n_stocks, len(self.days)
+        listed = self._listed_mask.T.ravel()
+        contrib = {f: self._contribution(f) for f in FAMILIES}
         cols: dict[str, np.ndarray] = {}
         for h in HORIZONS:
-            w_rev, w_mom, w_qual = _decay_weights(h)
-            comb = W_REV * w_rev * p.z_rev.astype(float) + W_MOM * w_mom * p.z_mom + W_QUAL * w_qual * p.z_qual
-            cols[f"exp_ret_{h}d"] = (KAPPA * p.sigma_next.astype(float) * comb / NORM).T.ravel()
+            decay = _decay_weights(h)
+            total = sum(decay[f] * contrib[f].astype(float) for f in FAMILIES)
+            cols[f"exp_ret_{h}d"] = total.T.ravel()[listed]
+        for f in FAMILIES:
+            cols[f"contrib_{f}_1d"] = contrib[f].T.ravel()[listed]
         return pl.DataFrame({
-            "Code": pl.Series(self.universe.codes, dtype=pl.Utf8).gather(np.repeat(np.arange(n), t_len)),
-            "Date": _date_series(self.days, "Date").gather(np.tile(np.arange(t_len), n)),
+            "Code": pl.Series(self.universe.codes, dtype=pl.Utf8).gather(np.repeat(np.arange(n), t_len)).filter(listed),
+            "Date": _date_series(self.days, "Date").gather(np.tile(np.arange(t_len), n)).filter(listed),
             **cols,
         })
 
     def truth(self) -> pl.DataFrame:
-        """The planted expected returns, sorted (Code, Date); for evaluation only.
+        """The planted expected returns per listed (Code, Date), sorted (Code, Date); for evaluation only.
 
-        exp_ret_1d at (Code, Date) is mu for the next session, fixed at Date's close. exp_ret_{h}d is the
-        sum of the next h daily expectations holding the volatility state and cross-sectional scales
-        fixed: the reversal term fades linearly over 5 sessions as its window rolls off, momentum over 60,
-        and quality decays at its AR(1) rate.
+        exp_ret_1d at (Code, Date) is mu for the next session, fixed at Date's close from information
+        public by then; contrib_{family}_1d are its parts (they sum to it). exp_ret_{h}d is the sum of
+        the next h daily expectations holding the volatility state and cross-sectional scales fixed: the
+        reversal term fades linearly over 5 sessions as its window rolls off, momentum over 60, quality,
+        lead-lag and post-earnings drift decay at their rates, and the weekly margin and flow terms at
+        their weekly AR(1) persistence.
         """
         return self._truth
+
+    def peers(self) -> pl.DataFrame:
+        """The latent lead-lag graph (evaluation only): each Code follows the past returns of its PeerCodes."""
+        leaders = self.life.leaders
+        codes = self.universe.codes
+        return pl.DataFrame({"Code": np.repeat(codes, leaders.shape[1]), "PeerCode": codes[leaders.ravel()]})
+
+    def signal_strengths(self) -> pl.DataFrame:
+        """Per planted family: its weight, its share of the 1d signal variance, and the oracle mean daily
+        RankIC at 1d of its contribution alone against the realized next-session return (days with >= 20
+        listed names); a last row `total` holds exp_ret_1d."""
+        p = self.paths
+        nxt = np.full(p.close.shape, np.nan)
+        nxt[:-1] = p.close[1:] / (p.close[:-1] * p.factor[1:]) - 1
+        valid = self._listed_mask & np.vstack([self._listed_mask[1:], np.zeros((1, self.n_stocks), bool)])
+        contrib = {f: self._contribution(f) for f in FAMILIES}
+        contrib["total"] = sum(c.astype(float) for c in contrib.values())
+        variances = {f: float(np.var(c[valid])) for f, c in contrib.items()}
+        keep = valid & np.isfinite(nxt)
+        rows_ok = keep.sum(axis=1) >= 20
+        realized = _centered_ranks(np.where(keep, nxt, np.nan)[rows_ok])
+        total_var = sum(variances[f] for f in FAMILIES) or 1.0
+        rows = []
+        for f, c in contrib.items():
+            rows.append({
+                "family": f,
+                "weight": WEIGHTS.get(f, NORM),
+                "variance_share": variances[f] / total_var if f != "total" else 1.0,
+                "rank_ic_1d": _mean_rank_ic(np.where(keep, c, np.nan)[rows_ok], realized),
+            })
+        return pl.DataFrame(rows)
+
+
+def _centered_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks within each row minus the row's mean rank, 0 where x is NaN (ties broken by position)."""
+    missing = np.isnan(x)
+    ranks = np.argsort(np.argsort(np.where(missing, np.inf, x), axis=1), axis=1).astype(np.float32)
+    counts = np.maximum((~missing).sum(axis=1, keepdims=True), 1)
+    return np.where(missing, 0.0, ranks - (counts - 1) / 2).astype(np.float32)
+
+
+def _mean_rank_ic(signal: np.ndarray, realized_ranks: np.ndarray) -> float:
+    """Mean over rows of the Spearman correlation of signal with pre-ranked realized values."""
+    if not len(signal):
+        return float("nan")
+    a = _centered_ranks(signal)
+    num = (a * realized_ranks).sum(axis=1, dtype=np.float64)
+    den = np.sqrt((a * a).sum(axis=1, dtype=np.float64) * (realized_ranks * realized_ranks).sum(axis=1, dtype=np.float64))
+    return float(np.divide(num, den, out=np.zeros_like(num), where=den > 0).mean())
 
 
 def date_slice(frame: pl.DataFrame, column: str, start: dt.date | None, end: dt.date | None) -> pl.DataFrame:
@@ -548,43 +767,27 @@ def _month_end(month_index: np.ndarray) -> np.ndarray:
     return _month_start(np.asarray(month_index) + 1) - np.timedelta64(1, "D")
 
 
-def _all_sessions() -> np.ndarray:
-    return _dates_np(cal.business_days(*cal.calendar_bounds()))
-
-
-def _sessions_extended() -> np.ndarray:
-    """The offline sessions, then plain weekdays for two years after them (far contract months)."""
-    sessions = _all_sessions()
-    after = sessions[-1] + np.arange(1, 731).astype("timedelta64[D]")
-    return np.concatenate([sessions, after[np.is_busday(after)]])
-
-
 def _build_statements(m: SimMarket) -> pl.DataFrame:
-    """Quarterly summaries (1Q, 2Q, 3Q, FY) per stock, disclosed 33-50 days after each period end.
+    """Quarterly summaries (1Q, 2Q, 3Q, FY) per listed stock, disclosed 33-50 days after each period end
+    during the session (11:30, 13:00), at the close (15:00, 15:30 from 2024-11-05) or in the evening,
+    and forecast revisions (TypeOfDocument EarnForecastRevision, forecasts only) between them.
 
     Sales and profits are cumulative from the fiscal-year start as in fins/summary; growth and margins
     load on the latent quality, so statements carry lagged, noisy information about it. IFRS filers
     leave OrdinaryProfit empty, as the real API does.
     """
     u, p, n = m.universe, m.paths, m.n_stocks
-    # Month grid from 15 months before the start through the end; draws are month-major.
-    mi0 = m.start.year * 12 + m.start.month - 1 - 15
-    n_months = m.end.year * 12 + m.end.month - 1 - mi0 + 1
+    # Month grid from 15 months before the start through the end; draws are month-major. A stock's
+    # quarter ends are the months congruent to its fiscal-year-end month (mod 3) (see sim_signal).
+    sch = m._schedule
+    n_months = m.end.year * 12 + m.end.month - 1 - sch.month0 + 1
     z = m._rng("statements").standard_normal((n_months, n, 7))
-    unif = m._rng("disclosure").random((n_months, n, 2))
-    # A stock's quarter ends are the months congruent to its fiscal-year-end month (mod 3).
-    first_k = (u.fy_end_month - 1 - mi0) % 3
-    j = np.arange(int(((n_months - first_k + 2) // 3).max()))[:, None]
     cols = np.arange(n)[None, :]
-    k = first_k[None, :] + 3 * j  # (J, N) month row on the grid
-    valid = k < n_months
-    k = np.minimum(k, n_months - 1)
-    pe_mi = mi0 + k
-    period_end = _month_end(pe_mi)
-    qtype = ((pe_mi % 12 + 1 - u.fy_end_month[None, :]) % 12) // 3
-    qtype = np.where(qtype == 0, 4, qtype)  # 4 = FY, 1..3 = 1Q..3Q
+    k, qtype, period_end = sch.k, sch.qtype, sch.period_end
+    j = np.arange(k.shape[0])[:, None]
+    pe_mi = sch.month0 + k
     is_fy = qtype == 4
-    d, du = z[k, cols], unif[k, cols]
+    d = z[k, cols]
 
     # State at each period end: the last session on or before it (the start state before the span).
     t_idx = np.searchsorted(m.days, period_end, side="right") - 1
@@ -594,11 +797,11 @@ def _build_statements(m: SimMarket) -> pl.DataFrame:
 
     growth = 0.03 + 0.05 * quality + 0.04 * d[..., 0]
     q_sales = np.exp(np.log(u.sales0 / 4)[None, :] + np.cumsum(growth / 4, axis=0) + 0.04 * d[..., 1])
-    q_op = q_sales * (u.margin0[None, :] + 0.03 * quality + 0.015 * d[..., 2])
-    # Year-to-date sums: a quarter of type n covers quarters j-n+1..j of its fiscal year.
-    fy_first = j - qtype + 1
-    complete = valid & (fy_first >= 0)  # the first, partial fiscal year on the grid is not disclosed
-    fy_first = np.maximum(fy_first, 0)
+    # The quarter's earnings surprise shifts its operating margin (and so the run-rate guidance).
+    q_op = q_sales * (u.margin0[None, :] + 0.03 * quality + 0.015 * d[..., 2] + sim_signal.SURPRISE_MARGIN * sch.surprise)
+    # Year-to-date sums: a quarter of type n covers quarters j-n+1..j of its fiscal year; the first,
+    # partial fiscal year on the grid is not disclosed.
+    fy_first, complete = sch.fy_first, sch.complete
     cs_sales = np.vstack([np.zeros((1, n)), np.cumsum(q_sales, axis=0)])
     cs_op = np.vstack([np.zeros((1, n)), np.cumsum(q_op, axis=0)])
     sales = cs_sales[j + 1, cols] - cs_sales[fy_first, cols]
@@ -612,16 +815,9 @@ def _build_statements(m: SimMarket) -> pl.DataFrame:
     forecast = np.where(is_fy, np.nan, sales * (4.0 / qtype) * (1 + 0.03 * d[..., 6]))
     next_forecast = np.where(is_fy, sales * (1.03 + 0.05 * quality + 0.03 * d[..., 6]), np.nan)
 
-    sessions = _all_sessions()
-    lag = np.where(is_fy, 40, 33) + np.floor(11 * du[..., 0]).astype(int)
-    disclosed = sessions[np.minimum(np.searchsorted(sessions, period_end + lag.astype("timedelta64[D]")), len(sessions) - 1)]
-    after_change = disclosed >= np.datetime64(cal.CLOSE_CHANGE_DATE)
-    at_close = np.where(after_change, "15:30:00", "15:00:00")
-    other = np.where(after_change, "15:00:00", "15:30:00")  # after the old close / before the new one
-    ut = du[..., 1]
-    disc_time = np.select([ut < 0.55, ut < 0.70, ut < 0.80, ut < 0.90], [at_close, "16:00:00", other, "13:00:00"], "11:30:00")
-
+    disclosed, disc_time = sch.disclosed, sch.time
     keep = complete & (disclosed >= np.datetime64(m.start)) & (disclosed <= np.datetime64(m.end))
+    keep &= (disclosed >= m.life.ipo[None, :]) & (disclosed < m.life.delist[None, :])
     jj, ii = np.nonzero(keep)
     pick = lambda a: a[jj, ii]  # noqa: E731
     fy_row, ifrs, qt, pe = pick(is_fy), u.ifrs[ii], pick(qtype), pick(pe_mi)
@@ -671,75 +867,38 @@ def _build_statements(m: SimMarket) -> pl.DataFrame:
         "NumberOfTreasuryStockAtTheEndOfFiscalYear": np.round(sh * u.treasury[ii]),
         "AverageNumberOfShares": np.round(avg),
     }, nan_to_null=True)
+    # Forecast revisions between statements: the guidance in force (this year's, or the next year's after
+    # an FY statement) moves with the revision's surprise; actuals stay empty.
+    rev_keep = sch.rev & (sch.rev_disclosed >= np.datetime64(m.start)) & (sch.rev_disclosed <= np.datetime64(m.end))
+    rev_keep &= (sch.rev_disclosed >= m.life.ipo[None, :]) & (sch.rev_disclosed < m.life.delist[None, :])
+    rj, ri = np.nonzero(rev_keep)
+    at = lambda a: a[rj, ri]  # noqa: E731
+    r_fy, r_pe, r_qt = at(is_fy), at(pe_mi), at(qtype)
+    r_fy_end = np.where(r_fy, _month_end(r_pe + 12), _month_end(r_pe + (4 - r_qt) * 3))
+    r_fy_start = np.where(r_fy, _month_end(r_pe), _month_end(r_pe - 3 * r_qt)) + np.timedelta64(1, "D")
+    guide = np.where(r_fy, at(next_forecast), at(forecast))
+    shock = at(sch.rev_surprise)
+    r_sales = guide * (1 + 0.03 * shock)
+    r_op = guide * at(op) / at(sales) * (1 + 0.10 * shock)
+    r_profit = guide * at(profit) / at(sales) * (1 + 0.10 * shock)
+    r_disc = at(sch.rev_disclosed)
+    r_ifrs = u.ifrs[ri]
+    revisions = pl.DataFrame({
+        "DisclosedDate": _date_series(r_disc, "DisclosedDate"),
+        "DisclosedTime": at(sch.rev_time),
+        "LocalCode": u.codes[ri],
+        "DisclosureNumber": np.char.add(np.char.replace(np.datetime_as_string(r_disc), "-", ""), u.codes[ri]),
+        "TypeOfDocument": np.full(len(ri), "EarnForecastRevision"),
+        "TypeOfCurrentPeriod": np.full(len(ri), "FY"),
+        "CurrentPeriodStartDate": _date_series(r_fy_start, "CurrentPeriodStartDate"),
+        "CurrentPeriodEndDate": _date_series(r_fy_end, "CurrentPeriodEndDate"),
+        "CurrentFiscalYearStartDate": _date_series(r_fy_start, "CurrentFiscalYearStartDate"),
+        "CurrentFiscalYearEndDate": _date_series(r_fy_end, "CurrentFiscalYearEndDate"),
+        "ForecastNetSales": yen(r_sales),
+        "ForecastOperatingProfit": yen(r_op),
+        "ForecastOrdinaryProfit": np.where(r_ifrs, np.nan, yen(r_op * 1.03)),
+        "ForecastProfit": yen(r_profit),
+        "ForecastEarningsPerShare": np.round(r_profit / at(avg_shares), 2),
+    }, nan_to_null=True)
+    frame = pl.concat([frame, revisions], how="diagonal_relaxed").select(frame.columns)
     return frame.sort("DisclosedDate", "DisclosedTime", "LocalCode")
-
-
-def _sq_dates(month_index: np.ndarray) -> np.ndarray:
-    """Special quotation day: the second Friday of the month, or the business day before it."""
-    first = _month_start(month_index)
-    weekday = (first.astype(int) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    second_friday = first + ((4 - weekday) % 7 + 7).astype("timedelta64[D]")
-    sessions = _sessions_extended()
-    return sessions[np.searchsorted(sessions, second_friday, side="right") - 1]
-
-
-def _build_futures(m: SimMarket) -> pl.DataFrame:
-    """TOPIX and Nikkei 225 futures: the nearest quarterly contract months, night and day sessions.
-
-    Prices track the simulated index with a carry to the SQ day plus small basis noise; the night
-    session of a date (the evening before through 06:00) carries the move into that morning's cash open.
-    """
-    ix, days = m._indices, m.days
-    t_len = len(days)
-    sessions = _sessions_extended()
-    # Quarterly contract months (Mar/Jun/Sep/Dec) from the start's quarter to a year past the end.
-    q0 = (m.start.year * 12 + m.start.month - 1) // 3
-    q1 = (m.end.year * 12 + m.end.month - 1) // 3 + 5
-    cm_index = np.arange(q0, q1 + 1) * 3 + 2
-    sq = _sq_dates(cm_index)
-    ltd = sessions[np.searchsorted(sessions, sq, side="left") - 1]
-    front = np.searchsorted(ltd, days, side="left")  # nearest contract still trading on each date
-    day_pos = np.searchsorted(sessions, days)
-    rolling = np.searchsorted(sessions, ltd[front]) - day_pos < 5  # volume moves to the next month
-    z_all = m._rng("futures").standard_normal((t_len, len(FUTURES_PRODUCTS), FUTURES_LISTED, 10))
-    frames = []
-    for p_i, (category, underlying, prefix, tick, multiplier, vol0, oi0) in enumerate(FUTURES_PRODUCTS):
-        s_open, s_close = ix[f"{underlying}_open"], ix[f"{underlying}_close"]
-        s_prev = np.concatenate([[s_open[0]], s_close[:-1]])
-        for rank in range(FUTURES_LISTED):
-            c_i = front + rank
-            z = z_all[:, p_i, rank]
-            carry = np.exp(FUTURES_CARRY * (sq[c_i] - days).astype(float) / 365.0)
-            night_open = _grid(s_prev * carry * (1 + 0.0005 * z[:, 0]), tick)
-            night_close = _grid(s_open * carry * (1 + 0.0004 * z[:, 1]), tick)
-            day_open = _grid(night_close * (1 + 0.0003 * z[:, 2]), tick)
-            day_close = _grid(s_close * carry * (1 + 0.0003 * z[:, 3]), tick)
-            night_high = _grid(np.maximum(night_open, night_close) * (1 + 0.003 * np.abs(z[:, 4])), tick, "ceil")
-            night_low = _grid(np.minimum(night_open, night_close) * (1 - 0.003 * np.abs(z[:, 5])), tick, "floor")
-            day_high = _grid(np.maximum(day_open, day_close) * (1 + 0.004 * np.abs(z[:, 6])), tick, "ceil")
-            day_low = _grid(np.minimum(day_open, day_close) * (1 - 0.004 * np.abs(z[:, 7])), tick, "floor")
-            share = (np.where(rolling, 0.5, 1.0), np.where(rolling, 0.7, 0.04), np.full(t_len, 0.005))[rank]
-            volume = np.round(vol0 * share * np.exp(0.3 * z[:, 8]))
-            oi_share = (np.ones(t_len), np.where(rolling, 0.6, 0.15), np.full(t_len, 0.02))[rank]
-            oi = np.round(oi0 * oi_share * np.exp(0.05 * z[:, 9]))
-            cm = cm_index[c_i]
-            frames.append(pl.DataFrame({
-                "Date": _date_series(days, "Date"),
-                "Code": [f"{prefix}{y % 100:02d}{mo:02d}18" for y, mo in zip(cm // 12, cm % 12 + 1, strict=True)],
-                "DerivativesProductCategory": np.full(t_len, category),
-                "WholeDayOpen": night_open, "WholeDayHigh": np.maximum(night_high, day_high),
-                "WholeDayLow": np.minimum(night_low, day_low), "WholeDayClose": day_close,
-                "NightSessionOpen": night_open, "NightSessionHigh": night_high,
-                "NightSessionLow": night_low, "NightSessionClose": night_close,
-                "DaySessionOpen": day_open, "DaySessionHigh": day_high,
-                "DaySessionLow": day_low, "DaySessionClose": day_close,
-                "Volume": volume, "OpenInterest": oi,
-                "TurnoverValue": np.round(volume * multiplier * (day_open + day_close) / 2),
-                "ContractMonth": [f"{c // 12:04d}-{c % 12 + 1:02d}" for c in cm],
-                "EmergencyMarginTriggerDivision": np.full(t_len, "002"),
-                "LastTradingDay": _date_series(ltd[c_i], "LastTradingDay"),
-                "SpecialQuotationDay": _date_series(sq[c_i], "SpecialQuotationDay"),
-                "SettlementPrice": day_close,
-                "CentralContractMonthFlag": np.full(t_len, "1" if rank == 0 else "0"),
-            }))
-    return pl.concat(frames).sort("Date", "Code")

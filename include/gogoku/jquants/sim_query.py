@@ -67,6 +67,38 @@ def select_rows(market: SimMarket, spec: Endpoint, query: dict[str, str]) -> pl.
         if query.get("contract_flag"):
             frame = frame.filter(pl.col("CentralContractMonthFlag") == query["contract_flag"])
         return frame
+    if source == "index_option":
+        return market.index_option(lo, hi)  # the real API filters by `date` only
+    if source in _MARKET_TABLES:
+        return _market_table(market, source, query, lo, hi, code)
     raise KeyError(source)
+
+
+_MARKET_TABLES = ("trades_spec", "weekly_margin_interest", "daily_margin_interest", "short_selling",
+                  "short_selling_positions", "announcement", "indices", "prices_am", "breakdown", "dividend")
+
+
+def _market_table(market: SimMarket, source: str, query: dict[str, str], lo: dt.date | None, hi: dt.date | None,
+                  code: str | None) -> pl.DataFrame:
+    """The tables of `sim_tables`: dates select the endpoint's date column; codes and sections filter."""
+    if source == "trades_spec":
+        return market.trades_spec(lo, hi, query.get("section") or None)
+    if source == "short_selling":
+        return market.short_selling(lo, hi, query.get("s33") or None)
+    if source == "short_selling_positions":
+        if query.get("disc_date"):
+            lo = hi = _parse_date("disc_date", query["disc_date"])
+        if query.get("disc_date_from"):
+            lo = _parse_date("disc_date_from", query["disc_date_from"])
+        if query.get("disc_date_to"):
+            hi = _parse_date("disc_date_to", query["disc_date_to"])
+        calculated = _parse_date("calc_date", query["calc_date"]) if query.get("calc_date") else None
+        return market.short_selling_positions(lo, hi, code, calculated)
+    if source == "announcement":
+        return market.announcement(lo, hi)
+    if source == "indices":
+        # Index codes are 4 characters ("0000", "0040"): no stock-code padding.
+        return market.indices(lo, hi, query["code"].strip() if query.get("code") else None)
+    return getattr(market, source)(lo, hi, code)
 
 

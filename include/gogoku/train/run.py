@@ -21,16 +21,16 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 import gogoku
-from gogoku.baselines.lightgbm import train_lightgbm
 from gogoku.config import Settings
 from gogoku.dataset.manifest import read_manifest, resolve_dataset, validate_dataset
-from gogoku.dataset.splits import walk_forward_splits
+from gogoku.dataset.splits import Fold, walk_forward_splits
 from gogoku.errors import InputError
 from gogoku.io import atomic_write, write_json_atomic, write_latest_pointer, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
 PRIMARY_CONFIG = "train/config"
+TRAINERS = ("lightgbm", "atft")  # model.trainer (default: model.name) -> the walk-forward trainer
 HEADLINE = ("rank_ic_mean", "ic_mean", "rank_icir", "ls_sharpe", "n_days")
 
 
@@ -75,6 +75,27 @@ def select_features(manifest: dict[str, Any], cfg: DictConfig) -> list[str]:
     return chosen
 
 
+def _train_lightgbm(
+    df: pl.DataFrame, features: list[str], horizons: list[int], folds: list[Fold], cfg: DictConfig, out: Path
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    from gogoku.baselines.lightgbm import train_lightgbm  # each trainer imports its own library
+
+    return train_lightgbm(
+        df,
+        features,
+        horizons=horizons,
+        folds=folds,
+        params=OmegaConf.to_container(cfg.model.params, resolve=True),
+        num_boost_round=int(cfg.model.num_boost_round),
+        early_stopping_rounds=int(cfg.model.early_stopping_rounds),
+        valid_fraction=float(cfg.validation.fraction),
+        valid_embargo=int(cfg.validation.embargo),
+        target_transform=cfg.model.target_transform,
+        feature_transform=cfg.model.feature_transform,
+        model_dir=out,
+    )
+
+
 def train(
     dataset: Path | None,
     model: str = "lightgbm",
@@ -91,38 +112,48 @@ def train(
     summary = validate_dataset(path)
     manifest = read_manifest(path)
     cfg = compose_config(model, overrides)
-    if cfg.model.name != "lightgbm":
-        raise InputError(f"model {cfg.model.name!r} has a config but no trainer in this version (available: lightgbm)")
+    trainer = str(cfg.model.get("trainer", cfg.model.name))
+    if trainer not in TRAINERS:
+        raise InputError(f"model {cfg.model.name!r}: no trainer {trainer!r} in this version (available: {', '.join(TRAINERS)})")
     horizons = [int(h) for h in cfg.horizons]
     missing = [f"target_{h}d" for h in horizons if f"target_{h}d" not in manifest["targets"]]
     if missing:
         raise InputError(f"{path}: horizons {horizons} need target(s) {missing} that the dataset lacks")
     features = select_features(manifest, cfg)
-    df = pl.read_parquet(path, columns=["Code", "Date", *features, *[f"target_{h}d" for h in horizons]])
+    columns = ["Code", "Date", *features, *[f"target_{h}d" for h in horizons]]
+    if trainer == "atft":
+        # The graph needs the daily returns and the market / sector33 labels even when not features.
+        available = pl.read_parquet_schema(path)
+        wanted = ("MarketCode", "Sector33Code", str(cfg.model.graph.return_col))
+        columns += [c for c in wanted if c in available and c not in columns]
+    df = pl.read_parquet(path, columns=columns)
     folds = walk_forward_splits(df["Date"].unique().sort().to_list(), **OmegaConf.to_container(cfg.splits))
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = Path(out_dir) if out_dir is not None else settings.data_root / "models" / f"{model}_{path.stem}_{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     log.info("training %s on %s (%d rows, %d features, %d folds) -> %s", model, path.name, df.height, len(features), len(folds), out)
-    predictions, metrics = train_lightgbm(
-        df,
-        features,
-        horizons=horizons,
-        folds=folds,
-        params=OmegaConf.to_container(cfg.model.params, resolve=True),
-        num_boost_round=int(cfg.model.num_boost_round),
-        early_stopping_rounds=int(cfg.model.early_stopping_rounds),
-        valid_fraction=float(cfg.validation.fraction),
-        valid_embargo=int(cfg.validation.embargo),
-        target_transform=cfg.model.target_transform,
-        feature_transform=cfg.model.feature_transform,
-        model_dir=out,
-    )
+    # Written first: a run stopped part-way (and resumed on the same --out) keeps its config beside it.
+    atomic_write(out / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True)))
+    if trainer == "atft":
+        from gogoku.train.atft import train_atft  # torch is imported only for the models that need it
+
+        predictions, metrics = train_atft(
+            df,
+            features,
+            OmegaConf.to_container(cfg.model, resolve=True),
+            horizons=horizons,
+            folds=folds,
+            seed=int(cfg.seed),
+            valid_fraction=float(cfg.validation.fraction),
+            valid_embargo=int(cfg.validation.embargo),
+            model_dir=out,
+        )
+    else:
+        predictions, metrics = _train_lightgbm(df, features, horizons, folds, cfg, out)
     metrics = {"dataset": str(path), "dataset_rows": summary["rows"], **metrics, "features": features}
     metrics_path = write_json_atomic(metrics, out / "metrics.json")
     predictions_path = write_parquet_atomic(predictions, out / "predictions.parquet")
-    atomic_write(out / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True)))
     write_latest_pointer(out.parent, out, "model_dir", model=model, dataset=str(path))
     return {
         "model": model,

@@ -1,0 +1,518 @@
+"""Walk-forward training of ATFT-GAT-FAN: the same folds, outputs and metrics as the LightGBM
+baseline, so that `gogoku report` compares the two.
+
+Per fold: the normalizer is fitted on the fitting dates; early stopping and snapshot selection use
+the validation slice at the end of the training dates (after an embargo), never the test block.
+Training runs the configured phases (each switches the adaptive normalization and the GAT on or
+off and scales the learning rate), with AdamW, linear warmup + cosine decay over all epochs,
+gradient clipping, bf16 autocast on CUDA (fp32 on CPU), EMA weights, and the best `snapshots`
+EMA states (by validation RankIC) averaged for the test predictions. A checkpoint is written after
+every epoch (`checkpoints/fold{k}/last.pt`); a run restarted on the same folder resumes from it and
+skips finished folds. A CUDA out-of-memory error halves the days per batch and retries.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from gogoku.dataset.splits import Fold, validation_split, walk_forward_splits
+from gogoku.errors import GogokuError, InputError
+from gogoku.evaluate.metrics import evaluate_predictions
+from gogoku.io import atomic_write, write_json_atomic, write_parquet_atomic
+from gogoku.model.atft import ATFTGATFAN, ATFTConfig, count_parameters
+from gogoku.model.graph import GraphParams, daily_graphs, return_panel
+from gogoku.model.losses import LossConfig, MultiHorizonLoss, day_pearson, hard_rank
+from gogoku.train.data import Batch, FoldNormalizer, Panel
+
+log = logging.getLogger(__name__)
+
+EpochHook = Callable[[int, int, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    epochs: int
+    adaptive_norm: bool
+    gat: bool
+    lr_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    seq_len: int = 20
+    days_per_batch: int = 2
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.05
+    min_lr_fraction: float = 0.05
+    grad_clip: float = 1.0
+    ema_decay: float = 0.99
+    patience: int = 3
+    snapshots: int = 3
+    precision: str = "bf16"
+    compile: bool = False
+    device: str = "auto"
+    seed: int = 42
+    phases: tuple[Phase, ...] = field(default_factory=lambda: (Phase("baseline", 1, False, False),))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], seed: int) -> TrainSettings:
+        values = dict(values)
+        phases = tuple(Phase(**dict(p)) for p in values.pop("phases", []))
+        if not phases or any(p.epochs < 0 for p in phases) or sum(p.epochs for p in phases) < 1:
+            raise InputError("model.training.phases: need at least one phase and one epoch in all")
+        try:
+            settings = cls(phases=phases, seed=seed, **values)
+        except TypeError as exc:
+            raise InputError(f"model.training: {exc}") from None
+        if settings.precision not in ("bf16", "fp32") or settings.days_per_batch < 1 or settings.snapshots < 1:
+            raise InputError(f"model.training: precision {settings.precision!r} (bf16|fp32), days_per_batch "
+                             f"{settings.days_per_batch} and snapshots {settings.snapshots} (>= 1)")
+        return settings
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(p.epochs for p in self.phases)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GogokuError(f"model.training.device={name}: no CUDA device is available")
+    return torch.device(name)
+
+
+def learning_rate(settings: TrainSettings, progress: float, phase: Phase) -> float:
+    """Linear warmup over the first `warmup_fraction` of all epochs, then cosine down to min_lr_fraction."""
+    w = settings.warmup_fraction
+    if progress < w:
+        factor = (progress + 1e-3) / w
+    else:
+        t = (progress - w) / max(1.0 - w, 1e-9)
+        factor = settings.min_lr_fraction + (1 - settings.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    return settings.lr * phase.lr_scale * min(factor, 1.0)
+
+
+def daily_rank_ic(pred: torch.Tensor, target: torch.Tensor, day: torch.Tensor) -> list[float]:
+    """Spearman RankIC of each day (names with a finite target), NaN for days with too few names."""
+    keep = torch.isfinite(target)
+    if int(keep.sum()) == 0:
+        return []
+    days, d = torch.unique(day[keep], return_inverse=True)
+    p, y = pred[keep].double(), target[keep].double()
+    return day_pearson(hard_rank(p, d), hard_rank(y, d), d, days.numel()).tolist()
+
+
+class FoldTrainer:
+    """Trains one fold; `run()` returns the snapshot states used for the test predictions."""
+
+    def __init__(self, panel: Panel, fold_index: int, fit_days: list[int], valid_days: list[int],
+                 arch: ATFTConfig, loss: LossConfig, settings: TrainSettings, ckpt_dir: Path | None = None,
+                 log_dir: Path | None = None, on_epoch_end: EpochHook | None = None) -> None:
+        self.panel, self.fold = panel, fold_index
+        self.fit_days, self.valid_days = fit_days, valid_days
+        self.settings = settings
+        self.device = resolve_device(settings.device)
+        self.autocast = self.device.type == "cuda" and settings.precision == "bf16"
+        torch.manual_seed(settings.seed + 1000 * fold_index)
+        self.model = ATFTGATFAN(arch).to(self.device)
+        self.forward = torch.compile(self.model) if settings.compile else self.model
+        self.loss = MultiHorizonLoss(loss, self.model.median_index)
+        self.horizon_weights = loss.horizon_weights
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.days_per_batch = settings.days_per_batch
+        self.ckpt_dir = ckpt_dir
+        self.log_dir = log_dir
+        self.on_epoch_end = on_epoch_end
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps taken
+        self.phase_index, self.phase_epoch, self.bad_epochs = 0, 0, 0
+        self.snapshots: list[dict[str, Any]] = []  # {score, epoch, phase, state}
+        self.history: list[dict[str, Any]] = []
+        self.samples_per_s: list[float] = []
+
+    # ------------------------------------------------------------------ steps
+    def _autocast(self) -> Any:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else torch.autocast("cpu", enabled=False)
+
+    def _phase(self) -> Phase:
+        return self.settings.phases[self.phase_index]
+
+    def _step(self, batch: Batch, lr: float) -> tuple[dict[str, float], float]:
+        b = batch.to(self.device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            out = self.forward(b.x, b.edge_index, b.edge_attr)
+        loss, logs = self.loss(out, b.targets, b.day)
+        loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip))
+        self.optimizer.step()
+        with torch.no_grad():
+            decay = self.settings.ema_decay
+            for k, v in self.model.state_dict().items():
+                if v.dtype.is_floating_point:
+                    self.ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+                else:
+                    self.ema[k].copy_(v)
+        return logs, grad_norm
+
+    def _train_epoch(self, writer: Any) -> dict[str, float]:
+        s, phase = self.settings, self._phase()
+        self.model.set_components(phase.adaptive_norm, phase.gat)
+        self.model.train()
+        # Order and dropout depend only on (seed, fold, epoch): a resumed run repeats them exactly.
+        torch.manual_seed(s.seed + 1000 * self.fold + self.epoch)
+        order = np.random.default_rng([s.seed, self.fold, self.epoch]).permutation(self.fit_days).tolist()
+        queue = [order[i : i + self.days_per_batch] for i in range(0, len(order), self.days_per_batch)]
+        done_days, sums, count, samples, grad_norms = 0, {}, 0, 0, []
+        start = time.perf_counter()
+        while queue:
+            days = queue.pop(0)
+            progress = (self.epoch + done_days / max(len(order), 1)) / s.total_epochs
+            batch = self.panel.batch(days, s.seq_len, with_graph=phase.gat, need_target=True)
+            if batch.size == 0:
+                done_days += len(days)
+                continue
+            try:
+                logs, grad_norm = self._step(batch, learning_rate(s, progress, phase))
+            except torch.OutOfMemoryError:
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if len(days) == 1:
+                    raise GogokuError(f"out of memory on a single trading day ({batch.size} names); "
+                                      "lower model.architecture.hidden or seq_len") from None
+                self.days_per_batch = max(1, len(days) // 2)
+                log.warning("fold %d: out of memory with %d days per batch; retrying with %d",
+                            self.fold, len(days), self.days_per_batch)
+                half = len(days) // 2
+                queue[:0] = [days[:half], days[half:]]
+                continue
+            self.step += 1
+            if writer is not None:
+                writer.add_scalar("step/loss", logs["loss"], self.step)
+                writer.add_scalar("step/grad_norm", grad_norm, self.step)
+                writer.add_scalar("step/lr", self.optimizer.param_groups[0]["lr"], self.step)
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v
+            count += 1
+            samples += batch.size
+            done_days += len(days)
+            grad_norms.append(grad_norm)
+        elapsed = time.perf_counter() - start
+        stats = {k: v / max(count, 1) for k, v in sums.items()}
+        stats["grad_norm"] = float(np.mean(grad_norms)) if grad_norms else math.nan
+        stats["lr"] = learning_rate(s, (self.epoch + 1) / s.total_epochs, phase)
+        stats["samples_per_s"] = samples / elapsed if elapsed > 0 else math.nan
+        self.samples_per_s.append(stats["samples_per_s"])
+        return stats
+
+    @torch.no_grad()
+    def predict(self, states: Sequence[Mapping[str, Any]], days: Sequence[int]) -> tuple[Batch, dict[int, np.ndarray]]:
+        """Mean median prediction of the snapshot states over all names of `days` (one day per pass)."""
+        batches = [self.panel.batch([d], self.settings.seq_len, with_graph=True) for d in days]
+        batches = [b for b in batches if b.size]
+        model = copy.deepcopy(self.model)
+        model.eval()
+        total = {h: np.zeros(sum(b.size for b in batches)) for h in self.panel.horizons}
+        for snap in states:
+            model.load_state_dict(snap["state"])
+            model.set_components(**snap["components"])
+            parts: dict[int, list[np.ndarray]] = {h: [] for h in self.panel.horizons}
+            for batch in batches:
+                b = batch.to(self.device)
+                with self._autocast():
+                    out = model(b.x, b.edge_index, b.edge_attr)
+                for h in parts:
+                    parts[h].append(out["point"][h].float().cpu().numpy())
+            for h in parts:
+                total[h] += np.concatenate(parts[h]) / len(states) if parts[h] else 0.0
+        merged = Batch(
+            x=torch.zeros(0), targets={h: torch.cat([b.targets[h] for b in batches]) if batches else torch.zeros(0)
+                                       for h in self.panel.horizons},
+            day=torch.cat([torch.full((b.size,), k) for k, b in enumerate(batches)]) if batches else torch.zeros(0, dtype=torch.long),
+            edge_index=torch.zeros((2, 0), dtype=torch.long), edge_attr=torch.zeros((0, 3)),
+            day_index=np.concatenate([b.day_index for b in batches]) if batches else np.zeros(0, dtype=np.int64),
+            stock_index=np.concatenate([b.stock_index for b in batches]) if batches else np.zeros(0, dtype=np.int64),
+        )
+        return merged, total
+
+    def validate(self) -> dict[str, float]:
+        phase = self._phase()
+        state = {"state": self.ema, "components": {"adaptive_norm": phase.adaptive_norm, "gat": phase.gat}}
+        batch, preds = self.predict([state], self.valid_days)
+        scores = {}
+        for h in self.panel.horizons:
+            ics = [x for x in daily_rank_ic(torch.from_numpy(preds[h]), batch.targets[h], batch.day) if math.isfinite(x)]
+            scores[f"val_rank_ic_{h}d"] = float(np.mean(ics)) if ics else math.nan
+        w = self.horizon_weights
+        vals = [(w[h], scores[f"val_rank_ic_{h}d"]) for h in self.panel.horizons if math.isfinite(scores[f"val_rank_ic_{h}d"])]
+        scores["val_score"] = sum(a * b for a, b in vals) / sum(a for a, _ in vals) if vals else -math.inf
+        return scores
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "ema": self.ema,
+            "epoch": self.epoch, "step": self.step, "phase_index": self.phase_index, "phase_epoch": self.phase_epoch,
+            "bad_epochs": self.bad_epochs, "snapshots": self.snapshots, "history": self.history,
+            "days_per_batch": self.days_per_batch, "samples_per_s": self.samples_per_s,
+        }
+
+    def save_checkpoint(self) -> Path | None:
+        if self.ckpt_dir is None:
+            return None
+        state = self._checkpoint_state()
+        return atomic_write(self.ckpt_dir / "last.pt", lambda tmp: torch.save(state, tmp))
+
+    def load_checkpoint(self) -> bool:
+        path = self.ckpt_dir / "last.pt" if self.ckpt_dir is not None else None
+        if path is None or not path.is_file():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.ema = state["ema"]
+        for key in ("epoch", "step", "phase_index", "phase_epoch", "bad_epochs", "snapshots", "history", "days_per_batch", "samples_per_s"):
+            setattr(self, key, state[key])
+        log.info("fold %d: resumed from %s after epoch %d", self.fold, path, self.epoch)
+        return True
+
+    # ------------------------------------------------------------------ loop
+    def _advance_phase(self) -> None:
+        self.phase_index += 1
+        self.phase_epoch, self.bad_epochs = 0, 0
+
+    def _skip_empty_phases(self) -> None:
+        while self.phase_index < len(self.settings.phases) and self.phase_epoch >= self._phase().epochs:
+            self._advance_phase()
+
+    def run(self) -> list[dict[str, Any]]:
+        s = self.settings
+        writer = None
+        if self.log_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.log_dir))
+        try:
+            self._skip_empty_phases()
+            while self.phase_index < len(s.phases):
+                phase = self._phase()
+                stats = self._train_epoch(writer)
+                scores = self.validate()
+                self.epoch += 1
+                self.phase_epoch += 1
+                entry = {"epoch": self.epoch, "phase": phase.name, **stats, **scores}
+                self.history.append(entry)
+                self._record_snapshot(scores["val_score"], phase)
+                log.info(
+                    "fold %d epoch %d/%d (%s): loss %.4f, val RankIC %s, %.0f samples/s, lr %.2e",
+                    self.fold, self.epoch, s.total_epochs, phase.name, stats.get("loss", math.nan),
+                    " ".join(f"{h}d={scores[f'val_rank_ic_{h}d']:.4f}" for h in self.panel.horizons),
+                    stats["samples_per_s"], stats["lr"],
+                )
+                if writer is not None:
+                    for k, v in entry.items():
+                        if isinstance(v, float) and math.isfinite(v):
+                            tag = ("val/" if k.startswith("val_") else "train/") + k
+                            writer.add_scalar(tag, v, self.epoch)
+                    writer.flush()
+                if self.phase_epoch >= phase.epochs or self.bad_epochs >= s.patience:
+                    if self.bad_epochs >= s.patience:
+                        log.info("fold %d: phase %s stops early (no better validation for %d epochs)",
+                                 self.fold, phase.name, s.patience)
+                    self._advance_phase()
+                    self._skip_empty_phases()
+                self.save_checkpoint()
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(self.fold, self.epoch, entry)
+        finally:
+            if writer is not None:
+                writer.close()
+        return self.snapshots
+
+    def _record_snapshot(self, score: float, phase: Phase) -> None:
+        best = max((snap["score"] for snap in self.snapshots), default=-math.inf)
+        self.bad_epochs = 0 if score > best else self.bad_epochs + 1
+        score = score if math.isfinite(score) else -math.inf
+        snap = {"score": score, "epoch": self.epoch, "phase": phase.name,
+                "components": {"adaptive_norm": phase.adaptive_norm, "gat": phase.gat},
+                "state": {k: v.detach().clone().cpu() for k, v in self.ema.items()}}
+        self.snapshots = sorted([*self.snapshots, snap], key=lambda x: -x["score"])
+        self.snapshots = self.snapshots[: self.settings.snapshots]
+
+
+# ---------------------------------------------------------------------- walk-forward
+def _json_float(x: Any) -> Any:
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def _clean(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _json_float(v) for k, v in metrics.items()}
+
+
+def train_atft(
+    df: pl.DataFrame,
+    feature_cols: Sequence[str],
+    model_cfg: Mapping[str, Any],
+    horizons: Sequence[int] = (1, 5, 10, 20),
+    folds: Sequence[Fold] | None = None,
+    *,
+    seed: int = 42,
+    valid_fraction: float = 0.15,
+    valid_embargo: int = 20,
+    model_dir: Path | None = None,
+    on_epoch_end: EpochHook | None = None,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Walk-forward train/predict; return (test predictions, metrics) shaped like `train_lightgbm`.
+
+    `model_cfg` is the composed `model` config (architecture, graph, loss, training). With
+    `model_dir`, checkpoints, TensorBoard logs and each fold's snapshots go there and an
+    interrupted run resumes from them.
+    """
+    feature_cols = list(feature_cols)
+    horizons = [int(h) for h in horizons]
+    targets = [f"target_{h}d" for h in horizons]
+    missing = [c for c in ["Code", "Date", *feature_cols, *targets] if c not in df.columns]
+    if missing:
+        raise InputError(f"dataset: missing column(s) {', '.join(missing[:5])}")
+    if not feature_cols:
+        raise InputError("no feature columns selected")
+    if folds is None:
+        folds = walk_forward_splits(df["Date"].unique().to_list())
+    longest = max(horizons)
+    short = [f.index for f in folds if len(f.embargo_dates) < longest]
+    if short or valid_embargo < longest:
+        raise InputError(f"embargo shorter than the longest horizon ({longest} sessions): "
+                         f"folds {short}, validation embargo {valid_embargo}")
+    cfg = dict(model_cfg)
+    name = str(cfg.get("name", "atft_gat_fan"))
+    settings = TrainSettings.from_mapping(cfg.get("training", {}), seed)
+    arch = ATFTConfig.from_mapping(cfg.get("architecture", {}), n_features=len(feature_cols),
+                                   horizons=tuple(horizons), seq_len=settings.seq_len)
+    loss_cfg = LossConfig.from_mapping(cfg.get("loss", {}), arch.quantiles, horizons)
+    graph_cfg = dict(cfg.get("graph", {}))
+    return_col = str(graph_cfg.pop("return_col", "returns_1d"))
+    graph_params = GraphParams(**graph_cfg)
+    norm_cfg = dict(cfg.get("normalize", {}))
+    if os.environ.get("GOGOKU_TORCH_THREADS"):  # CPU intra-op threads (shared machines: fewer is faster)
+        torch.set_num_threads(int(os.environ["GOGOKU_TORCH_THREADS"]))
+
+    df = df.sort("Code", "Date")
+    panel = Panel(df, feature_cols, horizons)
+    codes = pl.DataFrame({"Code": panel.codes})
+    ident = {c: (codes.join(df.group_by("Code").agg(pl.col(c).drop_nulls().last()), on="Code", how="left")[c]
+                 .cast(pl.Utf8).fill_null("").to_numpy()) if c in df.columns else None
+             for c in ("MarketCode", "Sector33Code")}
+    returns = return_panel(df, panel.dates, panel.codes, return_col)
+    panel.graphs = daily_graphs(returns, range(len(panel.dates)), graph_params, ident["MarketCode"], ident["Sector33Code"])
+
+    n_params = count_parameters(ATFTGATFAN(arch))
+    log.info("%s: %d parameters, %d features, seq_len %d, phases %s", name, n_params, len(feature_cols),
+             settings.seq_len, [(p.name, p.epochs) for p in settings.phases])
+    fold_info: list[dict[str, Any]] = []
+    pred_parts: list[pl.DataFrame] = []
+    best_epochs: list[list[int]] = []
+    samples_per_s: list[float] = []
+    for fold in folds:
+        fit_dates, valid_dates = validation_split(fold.train_dates, valid_fraction, valid_embargo)
+        fold_dir = Path(model_dir) / "checkpoints" / f"fold{fold.index}" if model_dir is not None else None
+        done_file = fold_dir / "result.json" if fold_dir is not None else None
+        if done_file is not None and done_file.is_file():
+            result = json.loads(done_file.read_text())
+            out = pl.read_parquet(fold_dir / "predictions.parquet")
+            log.info("fold %d: already trained, predictions loaded from %s", fold.index, fold_dir)
+        else:
+            normalizer = FoldNormalizer.fit(df, feature_cols, fit_dates, **norm_cfg)
+            panel.set_features(normalizer.transform(df))
+            trainer = FoldTrainer(
+                panel, fold.index, panel.day_indices(fit_dates), panel.day_indices(valid_dates), arch, loss_cfg,
+                settings, ckpt_dir=fold_dir,
+                log_dir=Path(model_dir) / "tensorboard" / f"fold{fold.index}" if model_dir is not None else None,
+                on_epoch_end=on_epoch_end,
+            )
+            trainer.load_checkpoint()
+            snapshots = trainer.run()
+            batch, preds = trainer.predict(snapshots, panel.day_indices(fold.test_dates))
+            out = pl.DataFrame({
+                "Code": [panel.codes[i] for i in batch.stock_index],
+                "Date": [panel.dates[i] for i in batch.day_index],
+            }).with_columns(pl.col("Date").cast(pl.Date), pl.lit(fold.index, dtype=pl.Int32).alias("fold"))
+            out = out.with_columns(pl.Series(f"pred_{h}d", preds[h], dtype=pl.Float64) for h in horizons)
+            result = {
+                "best_epochs": [int(snap["epoch"]) for snap in snapshots],
+                "snapshot_phases": [snap["phase"] for snap in snapshots],
+                "epochs_run": trainer.epoch,
+                "samples_per_s": float(np.nanmean(trainer.samples_per_s)) if trainer.samples_per_s else None,
+                "history": [{k: _json_float(v) for k, v in e.items()} for e in trainer.history],
+            }
+            if fold_dir is not None:
+                atomic_write(fold_dir / "snapshots.pt", lambda tmp, s=snapshots, n=normalizer: torch.save(
+                    {"snapshots": s, "architecture": arch.__dict__, "features": feature_cols,
+                     "normalizer": n.__dict__}, tmp))
+                write_parquet_atomic(out, fold_dir / "predictions.parquet")
+                write_json_atomic(result, done_file)
+        test_rows = df.select("Code", "Date", *targets)
+        out = out.join(test_rows, on=["Code", "Date"], how="left")
+        out = out.select("Code", "Date", "fold", *[c for h in horizons for c in (f"pred_{h}d", f"target_{h}d")])
+        pred_parts.append(out)
+        best_epochs.append(result["best_epochs"])
+        if result.get("samples_per_s") is not None:
+            samples_per_s.append(result["samples_per_s"])
+        fold_info.append({
+            "fold": fold.index,
+            "train_start": fold.train_dates[0].isoformat(),
+            "fit_end": fit_dates[-1].isoformat(),
+            "valid_start": valid_dates[0].isoformat(),
+            "train_end": fold.train_dates[-1].isoformat(),
+            "test_start": fold.test_dates[0].isoformat(),
+            "test_end": fold.test_dates[-1].isoformat(),
+            "fit_rows": df.filter(pl.col("Date").is_in(pl.Series(fit_dates, dtype=pl.Date).implode())).height,
+            "valid_rows": df.filter(pl.col("Date").is_in(pl.Series(valid_dates, dtype=pl.Date).implode())).height,
+            "test_rows": out.height,
+            "epochs_run": result["epochs_run"],
+            "snapshot_epochs": result["best_epochs"],
+            "snapshot_phases": result["snapshot_phases"],
+        })
+
+    predictions = pl.concat(pred_parts).sort("Code", "Date")
+    per_horizon: dict[str, Any] = {}
+    for h, target in zip(horizons, targets, strict=True):
+        overall = _clean(evaluate_predictions(predictions, f"pred_{h}d", target, h))
+        overall["folds"] = [
+            {"fold": info["fold"], "best_epoch": best_epochs[i][0],
+             **_clean(evaluate_predictions(predictions.filter(pl.col("fold") == info["fold"]), f"pred_{h}d", target, h))}
+            for i, info in enumerate(fold_info)
+        ]
+        per_horizon[f"{h}d"] = overall
+        log.info("h=%dd: rank_ic_mean %.4f, ic_mean %.4f, ls_sharpe %.2f", h,
+                 overall["rank_ic_mean"] or math.nan, overall["ic_mean"] or math.nan, overall["ls_sharpe"] or math.nan)
+    metrics = {
+        "model": name,
+        "horizons": per_horizon,
+        "folds": fold_info,
+        "n_features": len(feature_cols),
+        "parameters": n_params,
+        "phases": [p.__dict__ for p in settings.phases],
+        "samples_per_s": float(np.mean(samples_per_s)) if samples_per_s else None,
+        "device": str(resolve_device(settings.device)),
+    }
+    return predictions, metrics
