@@ -128,7 +128,7 @@ def cmd_cache_sync(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.cache.gcs import GcsSync, SyncReport, parse_data_root
     from gogoku.cache.sources import CACHED_SOURCES, parse_sources
 
-    root = parse_data_root(_settings(args).data_root)
+    root = parse_data_root(_settings(args).data_root_url)
     if not root.remote:
         raise InputError(f"GOGOKU_DATA_ROOT={root.url} is not gs://bucket/prefix; there is nothing to sync")
     sources = parse_sources(args.sources) if args.sources else list(CACHED_SOURCES)
@@ -156,16 +156,26 @@ def cmd_dataset_build(args: argparse.Namespace) -> dict[str, Any]:
 
     from gogoku.cache.sources import SourceLoader
     from gogoku.dataset.build import build_dataset, write_dataset
+    from gogoku.features.families import FAMILY_SOURCES
     from gogoku.jquants.endpoints import endpoint
 
     start, end = _date_range(args)
     settings = _settings(args)
     history_start = start - dt.timedelta(days=args.lookback_days)
     frames: dict[str, pl.DataFrame | None] = dict.fromkeys(DATASET_SOURCES)
+    family: dict[str, pl.DataFrame | None] = dict.fromkeys(FAMILY_SOURCES)
     with SourceLoader(settings, offline=args.offline) as loader:
         for source in DATASET_SOURCES:
             if settings.plan_tier in endpoint(source).plans:
                 frames[source] = loader.load(source, history_start, end).frame
+        for source in FAMILY_SOURCES:
+            if settings.plan_tier in endpoint(source).plans:
+                try:
+                    family[source] = loader.load(source, history_start, end).frame
+                except InputError as exc:  # offline without that cache: the group is listed as absent
+                    if not args.offline:
+                        raise
+                    log.warning("dataset: %s skipped: %s", source, exc)
     futures_features = None
     if args.futures_features:
         path = Path(args.futures_features)
@@ -176,7 +186,7 @@ def cmd_dataset_build(args: argparse.Namespace) -> dict[str, Any]:
         quotes=frames["daily_quotes"], listed=frames["listed_info"], topix=frames["topix"],
         calendar=frames["trading_calendar"], statements=frames["statements"],
         futures_features=futures_features, start=start, end=end, plan=settings.plan_tier,
-        lookback_days=args.lookback_days,
+        lookback_days=args.lookback_days, sources=family, graph_step=args.graph_step or None,
     )
     manifest["origin"] = loader.origin
     parquet_path, manifest_path = write_dataset(df, manifest, Path(args.out))
@@ -319,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--offline", action="store_true", help="read the raw cache only; fail where it lacks data")
     sp.add_argument("--futures-features", default=None, help="parquet from `gogoku features futures` (premium)")
     sp.add_argument("--lookback-days", type=int, default=LOOKBACK_DAYS)
+    sp.add_argument("--graph-step", type=int, default=5,
+                    help="rebuild the correlation graph every N sessions (0: no graph_*/peer_* features)")
     plan_arg(sp)
     sp = add(ds, "validate", cmd_dataset_validate, "check a dataset against its manifest and the schema")
     sp.add_argument("path")

@@ -44,11 +44,12 @@ class Settings:
     mailaddress: str | None
     password: str | None
     plan_tier: str
-    data_root: Path
+    data_root: Path  # local: the root itself; gs://bucket/prefix: its local working copy
     sim_seed: int
     sim_stocks: int
     rate_limit: int | None = None  # requests per minute when the account's limit is not the plan's
     sim_plan_windows: bool = False  # the built-in simulator answers 400 outside the plan's date window
+    data_root_url: str = ""  # GOGOKU_DATA_ROOT as given (a path, or gs://bucket/prefix); "" = data_root
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -60,6 +61,9 @@ class Settings:
         if plan not in PLAN_TIERS:
             raise InputError(f"JQUANTS_PLAN_TIER={plan!r}: expected one of {', '.join(PLAN_TIERS)}")
         url = (env.get("JQUANTS_API_URL") or "").strip().rstrip("/") or None
+        raw_root = (env.get("GOGOKU_DATA_ROOT") or "").strip() or "./data"
+        from gogoku.cache.gcs import parse_data_root  # a gs:// root works on its local copy
+
         return cls(
             api_url=url,
             api_version=version,
@@ -67,7 +71,8 @@ class Settings:
             mailaddress=env.get("JQUANTS_MAILADDRESS") or None,
             password=env.get("JQUANTS_PASSWORD") or None,
             plan_tier=plan,
-            data_root=Path(env.get("GOGOKU_DATA_ROOT") or "./data"),
+            data_root=parse_data_root(raw_root, env.get("GOGOKU_LOCAL_CACHE") or None).local,
+            data_root_url=raw_root,
             sim_seed=_int_env(env, "GOGOKU_SIM_SEED", 42),
             sim_stocks=_int_env(env, "GOGOKU_SIM_STOCKS", 300),
             rate_limit=_positive_or_none(env, "JQUANTS_RATE_LIMIT"),

@@ -9,16 +9,32 @@ from __future__ import annotations
 PLAN_TIERS = ("free", "light", "standard", "premium")
 DEFAULT_PLAN_TIER = "standard"
 
-# The cheapest tier that may call each source; every dearer tier may call it too.
+# The cheapest tier that may call each J-Quants source; every dearer tier may call it too.
 MINIMUM_PLAN = {
     "daily_quotes": "free",
     "statements": "free",
     "listed_info": "free",
     "trading_calendar": "free",
+    "announcement": "free",
     "topix": "light",
+    "trades_spec": "light",
+    "weekly_margin_interest": "standard",
+    "daily_margin_interest": "standard",
+    "short_selling": "standard",
+    "short_selling_positions": "standard",
+    "index_option": "standard",
+    "indices": "standard",
     "futures": "premium",
+    "prices_am": "premium",
+    "breakdown": "premium",
+    "dividend": "premium",
 }
-SOURCES = tuple(MINIMUM_PLAN)
+# The sources the DAGs fetch: the dataset's inputs (the other endpoints feed no feature yet).
+SOURCES = (
+    "daily_quotes", "statements", "listed_info", "trading_calendar", "announcement", "topix", "trades_spec",
+    "weekly_margin_interest", "daily_margin_interest", "short_selling", "short_selling_positions",
+    "index_option", "futures",
+)
 
 
 def plan_allows(plan: str, source: str) -> bool:

@@ -15,7 +15,7 @@ from gogoku_airflow.connection import InvalidConnection, cli_env, connection_env
 from gogoku_airflow.local import GogokuCliOperator
 from gogoku_airflow.market import refresh_window
 from gogoku_airflow.params import InvalidParam, check_choice, validate_date_range, validate_overrides
-from gogoku_airflow.plans import PLAN_TIERS, SOURCES, plan_allows, sources_for_plan
+from gogoku_airflow.plans import MINIMUM_PLAN, PLAN_TIERS, SOURCES, plan_allows, sources_for_plan
 from gogoku_airflow.report import metrics_table
 
 UTC = dt.UTC
@@ -104,11 +104,19 @@ def test_plans_mirror_the_endpoint_table() -> None:
     from gogoku.jquants.endpoints import ENDPOINTS
 
     assert PLAN_TIERS == CORE_TIERS
-    assert set(SOURCES) == set(ENDPOINTS)
+    assert set(MINIMUM_PLAN) == set(ENDPOINTS) and set(SOURCES) <= set(ENDPOINTS)
     for source, endpoint in ENDPOINTS.items():
         assert {p for p in PLAN_TIERS if plan_allows(p, source)} == set(endpoint.plans), source
-    assert sources_for_plan("free") == ["daily_quotes", "statements", "listed_info", "trading_calendar"]
+    assert sources_for_plan("free") == ["daily_quotes", "statements", "listed_info", "trading_calendar", "announcement"]
+    assert sources_for_plan("light") == [*sources_for_plan("free"), "topix", "trades_spec"]
     assert sources_for_plan("premium") == list(SOURCES)
+
+
+def test_the_dags_fetch_every_dataset_input() -> None:
+    from gogoku.cli import DATASET_SOURCES
+    from gogoku.features.families import FAMILY_SOURCES
+
+    assert set(SOURCES) == {*DATASET_SOURCES, *FAMILY_SOURCES, "futures"}
 
 
 # ---------------------------------------------------------------- the market window

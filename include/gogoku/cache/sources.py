@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from gogoku.cache.gcs import GcsSync, SyncReport, parse_data_root
+from gogoku.cache.gcs import DataRoot, GcsSync, SyncReport, parse_data_root
 from gogoku.cache.raw import CacheResult, RawCache
 from gogoku.config import Settings
 from gogoku.errors import InputError
@@ -108,9 +108,14 @@ class SourceLoader:
         return {"api": s.api_url, "version": s.api_version, "plan": s.plan_tier}
 
     @property
+    def root(self) -> DataRoot:
+        """The data root: `data_root_url` when set (it keeps gs:// intact), else the local `data_root`."""
+        return parse_data_root(self.settings.data_root_url or self.settings.data_root)
+
+    @property
     def cache(self) -> RawCache:
         """The cache on the local root, or on the working copy of a gs:// root (see cache/gcs.py)."""
-        local = parse_data_root(self.settings.data_root).local
+        local = self.root.local
         if self.max_age_days is None:
             return RawCache(local)
         return RawCache(local, max_age_days=self.max_age_days)
@@ -118,7 +123,7 @@ class SourceLoader:
     @property
     def gcs(self) -> GcsSync | None:
         """The bucket sync when the data root is gs://bucket/prefix (created on first use)."""
-        root = parse_data_root(self.settings.data_root)
+        root = self.root
         if root.remote and self._gcs is None:
             self._gcs = GcsSync.for_root(root, self.cache)
         return self._gcs

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
 from gogoku.dataset.manifest import latest_dataset, make_manifest, validate_dataset, write_dataset
 from gogoku.dataset.targets import HORIZONS, add_targets, target_columns
 from gogoku.errors import InputError
+from gogoku.features.families import add_family_features
 from gogoku.features.market import MARKET_FEATURES, STOCK_MARKET_FEATURES, add_market_features
 from gogoku.features.price import PRICE_FEATURES, price_features
 from gogoku.features.sector import IDENTITY_COLUMNS, SECTOR_FEATURES, add_sector_features, attach_listed_info
 from gogoku.features.statements import REQUIRED as STATEMENT_COLUMNS
-from gogoku.features.statements import STATEMENT_FEATURES, add_statement_features
+from gogoku.features.statements import (
+    STATEMENT_FEATURES,
+    STATEMENT_FULL_FEATURES,
+    add_statement_features,
+    add_statement_features_full,
+    has_full_columns,
+)
 
 __all__ = ["build_dataset", "latest_dataset", "validate_dataset", "write_dataset"]
 
@@ -73,6 +80,8 @@ def build_dataset(
     plan: str = "standard",
     lookback_days: int = DEFAULT_LOOKBACK_DAYS,
     horizons: Sequence[int] = HORIZONS,
+    sources: Mapping[str, Frame | None] | None = None,
+    graph_step: int | None = None,
 ) -> tuple[pl.DataFrame, dict]:
     """Build the feature + target frame for [start, end] and its manifest.
 
@@ -111,10 +120,23 @@ def build_dataset(
     lf = add_sector_features(lf)
     groups["sector"] = SECTOR_FEATURES
     if statements is not None:
-        lf = add_statement_features(lf, _checked(statements, "statements"))
-        groups["statements"] = STATEMENT_FEATURES
+        stmts = _checked(statements, "statements")
+        if has_full_columns(stmts):
+            lf = add_statement_features_full(lf, stmts)
+            groups["statements"] = STATEMENT_FULL_FEATURES
+        else:
+            lf = add_statement_features(lf, stmts)
+            groups["statements"] = STATEMENT_FEATURES
     else:
         absent["statements"] = "no statements given"
+    if sources is not None or graph_step is not None:
+        # The non-price J-Quants families (flow, margin, short selling, calendar, options) and the graph.
+        lf, fam_groups, fam_absent = add_family_features(
+            lf, sources or {}, plan=plan, listed=_checked(listed, "listed"), prices=q, graph_step=graph_step,
+            since=first_day,
+        )
+        groups.update(fam_groups)
+        absent.update(fam_absent)
     if futures_features is not None:
         fut = futures_features.lazy()
         fut_cols = tuple(c for c in fut.collect_schema() if c != "Date")
@@ -161,7 +183,9 @@ def build_dataset(
             "inputs": {
                 "statements": statements is not None,
                 "futures_features": futures_features is not None,
+                "sources": sorted(k for k, v in (sources or {}).items() if v is not None),
             },
+            "graph_step": graph_step,
         },
     )
     manifest["absent_groups"] = absent

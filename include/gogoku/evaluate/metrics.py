@@ -284,8 +284,9 @@ def _period_matrix(periods: pl.DataFrame, column: str, horizon_days: int) -> np.
 
 
 def _sharpe_of_matrix(values: np.ndarray, periods_per_year: float) -> np.ndarray:
-    """Sharpe per column over the leading axes' periods, averaged over columns; `values` is
-    (..., periods, offsets). NaN where no column has two periods and a positive std."""
+    """`values` is (..., periods, offsets): each offset's Sharpe over the periods axis (NaN cells
+    skipped), averaged over the offsets that have one. NaN where none has two periods and a
+    positive std."""
     with np.errstate(invalid="ignore", divide="ignore"):
         count = np.sum(np.isfinite(values), axis=-2)
         mean = np.nansum(values, axis=-2) / np.where(count > 0, count, np.nan)

@@ -73,8 +73,8 @@ def flow_table(trades_spec: pl.LazyFrame) -> pl.LazyFrame:
     ).with_columns((pl.col("foreign_z") - pl.col("individual_z")).alias("smart_money"))
     t = t.with_columns(
         (pl.col("smart_money") - pl.col("smart_money").shift(1)).over(over).alias("smart_money_chg"),
-        *[(pl.col(f"{k}_z").abs() > SHOCK_Z).cast(pl.Float64).alias(f"{k}_shock")
-          for k in ("foreign", "individual", "smart_money")],
+        *[(pl.col(c).abs() > SHOCK_Z).cast(pl.Float64).alias(f"{k}_shock")
+          for k, c in (("foreign", "foreign_z"), ("individual", "individual_z"), ("smart_money", "smart_money"))],
     )
     # Published at 15:30 (at or after the close): usable from the next session.
     return session_shift(t, "PublishedDate", 1, "_eff")

@@ -97,7 +97,10 @@ class ATFTGATFAN(nn.Module):
             if edge_index is None or edge_attr is None:
                 raise ValueError("the GAT is on: pass the day's edge_index and edge_attr")
             h = self.fusion(h, self.gat(h, edge_index, edge_attr).to(h.dtype))
-        quantiles = self.heads(h)
+        # The heads run in fp32 even under bf16 autocast: bf16's 8-bit mantissa would tie the ranks
+        # of nearby predictions inside a cross-section.
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            quantiles = self.heads(h.float())
         m = self.median_index
         return {
             "quantiles": quantiles,

@@ -1,0 +1,100 @@
+"""The feature groups of the J-Quants families other than prices, wired for the dataset build.
+
+`add_family_features` adds every group whose source the plan includes and the caller supplied with
+rows; a group whose source the plan lacks, or whose frame is missing or empty, is skipped and listed
+with the reason (the manifest's `absent_groups`). The correlation graph comes from the quotes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+
+import polars as pl
+
+from gogoku.errors import InputError
+from gogoku.features import daily_margin, earnings, flow, graph, margin, options, short_selling
+from gogoku.jquants.endpoints import endpoint
+
+log = logging.getLogger(__name__)
+
+Frame = pl.DataFrame | pl.LazyFrame
+
+# group -> (source, required columns, feature names)
+FAMILY_GROUPS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "flow": ("trades_spec", flow.REQUIRED, flow.FLOW_FEATURES),
+    "margin": ("weekly_margin_interest", margin.REQUIRED, margin.MARGIN_FEATURES),
+    "daily_margin": ("daily_margin_interest", daily_margin.REQUIRED, daily_margin.DMI_FEATURES),
+    "short_selling": ("short_selling", short_selling.SECTOR_REQUIRED, short_selling.SHORT_SELLING_FEATURES),
+    "short_positions": ("short_selling_positions", short_selling.POSITION_REQUIRED, short_selling.POSITION_FEATURES),
+    "earnings": ("announcement", earnings.REQUIRED, earnings.EARNINGS_FEATURES),
+    "options": ("index_option", options.REQUIRED, options.OPTION_FEATURES),
+}
+# The date each source's records are dated by (as in gogoku.cache.sources.CACHED_SOURCES).
+SOURCE_DATE = {"trades_spec": "PublishedDate", "weekly_margin_interest": "Date", "daily_margin_interest": "PublishedDate",
+               "short_selling": "Date", "short_selling_positions": "DisclosedDate", "announcement": "Date",
+               "index_option": "Date"}
+FAMILY_SOURCES: tuple[str, ...] = tuple(s for s, _, _ in FAMILY_GROUPS.values())
+
+
+def _plans_text(source: str) -> str:
+    order = ("free", "light", "standard", "premium")
+    plans = endpoint(source).plans
+    return next(p for p in order if p in plans) + "+"
+
+
+def add_family_features(
+    lf: pl.LazyFrame,
+    sources: Mapping[str, Frame | None],
+    *,
+    plan: str,
+    listed: pl.LazyFrame | None = None,
+    prices: pl.LazyFrame | None = None,
+    graph_step: int | None = graph.DEFAULT_STEP,
+    since: dt.date | None = None,
+) -> tuple[pl.LazyFrame, dict[str, tuple[str, ...]], dict[str, str]]:
+    """Add the family groups to (Code, Date) rows; returns (frame, groups added, groups absent with why).
+
+    Records dated before `since` are ignored, so that a dataset does not depend on how much extra
+    history was passed (their z-score windows start at the same point as the quotes').
+    """
+    groups: dict[str, tuple[str, ...]] = {}
+    absent: dict[str, str] = {}
+    adders: dict[str, Callable[[pl.LazyFrame, pl.LazyFrame], pl.LazyFrame]] = {
+        "flow": flow.add_flow_features,
+        "margin": lambda x, s: margin.add_margin_features(x, s, listed),
+        "daily_margin": daily_margin.add_daily_margin_features,
+        "short_selling": short_selling.add_short_selling_features,
+        "short_positions": short_selling.add_position_features,
+        "earnings": earnings.add_earnings_features,
+        "options": options.add_option_features,
+    }
+    for group, (source, required, names) in FAMILY_GROUPS.items():
+        frame = sources.get(source)
+        if plan not in endpoint(source).plans:
+            absent[group] = f"{source} needs the {_plans_text(source)} plan (plan {plan})"
+            continue
+        if frame is None:
+            absent[group] = f"no {source} data given"
+            continue
+        src = frame.lazy()
+        missing = [c for c in required if c not in src.collect_schema()]
+        if missing:
+            raise InputError(f"{source}: missing column(s) {', '.join(missing)}")
+        if since is not None:
+            src = src.filter(pl.col(SOURCE_DATE[source]) >= since)
+        if src.select(pl.len()).collect().item() == 0:
+            absent[group] = f"{source} is empty for the range"
+            continue
+        lf = adders[group](lf, src)
+        groups[group] = names
+    if graph_step is None or prices is None:
+        absent["graph"] = "correlation graph disabled" if graph_step is None else "no prices for the graph"
+    else:
+        g = graph.graph_features(prices.select("Code", "Date", "AdjustmentClose").collect(), step=graph_step)
+        lf = lf.join(g.lazy(), on=["Code", "Date"], how="left", maintain_order="left")
+        groups["graph"] = graph.GRAPH_FEATURES
+    for group, why in absent.items():
+        log.info("dataset: group %s absent: %s", group, why)
+    return lf, groups, absent

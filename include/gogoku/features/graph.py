@@ -1,0 +1,170 @@
+"""Correlation-graph features `graph_*` / `peer_*`, vectorized per graph date.
+
+Each graph date g uses the daily returns of the `WINDOW` sessions ending at g (g's own close is part
+of row g, which contract 6 allows). Stocks with at least `MIN_OBS` returns in the window get Pearson
+correlations by one matrix product (a missing return counts as the stock's window mean); an edge joins
+two stocks whose correlation is at least `THRESHOLD`. Per stock: degree, weighted degree, its `MAX_PEERS` most correlated
+neighbours (peers: the top-k edges), and an eigenvector-like centrality (power iterations on the peer
+graph, scaled to a maximum of 1; 0 for a stock that is nobody's peer). Graphs are rebuilt every `step` sessions (default 5) and held
+until the next rebuild; peer returns are read daily from the peers of the graph in force, using the
+peers' returns up to the row's own date only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+
+import numpy as np
+import polars as pl
+import torch
+
+log = logging.getLogger(__name__)
+
+WINDOW = 60
+MIN_OBS = 40
+THRESHOLD = 0.3
+MAX_PEERS = 4
+POWER_ITERATIONS = 10
+DEFAULT_STEP = 5
+
+GRAPH_FEATURES: tuple[str, ...] = (
+    "graph_degree", "graph_wdegree", "graph_eigen", "peer_count", "peer_corr_mean", "peer_ret_1d", "peer_ret_5d",
+    "peer_ret_20d", "peer_rel_5d", "is_graph_valid",
+)
+
+
+def _corr(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Correlations of the columns of x (rows = sessions, NaN = missing) and each column's count.
+
+    A missing return counts as the column's mean (zero after demeaning): one matrix product instead of
+    the four of pairwise-complete statistics, slightly shrinking pairs with gaps toward zero.
+    """
+    present = torch.isfinite(x)
+    n = present.sum(0)
+    x0 = torch.where(present, x, torch.zeros((), dtype=x.dtype))
+    mean = x0.sum(0) / n.clamp(min=1)
+    xc = torch.where(present, x0 - mean, torch.zeros((), dtype=x.dtype))
+    norm = xc.pow(2).sum(0).sqrt()
+    z = xc / torch.where(norm > 0, norm, torch.ones((), dtype=x.dtype))
+    return z.T @ z, n
+
+
+def _peer_centrality(peers: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Eigenvector-like centrality on the peer graph: power iterations of v <- W^T v, max scaled to 1.
+
+    W holds each stock's edges to its top-k peers, so a stock chosen as a peer by central stocks
+    scores high; O(N k) per iteration with exact, order-independent sums (np.bincount).
+    """
+    n = peers.shape[0]
+    src = np.repeat(np.arange(n), peers.shape[1])
+    dst, w = peers.ravel(), weights.ravel().astype(np.float64)
+    src, dst, w = src[w > 0], dst[w > 0], w[w > 0]
+    v = np.ones(n)
+    for _ in range(POWER_ITERATIONS):
+        v = np.bincount(dst, weights=w * v[src], minlength=n) + 1e-6 * v.mean()
+        top = v.max()
+        v = v / top if top > 0 else v
+    return np.where(np.bincount(dst, minlength=n) > 0, v, 0.0).astype(np.float32)
+
+
+def _graph(x: np.ndarray) -> dict[str, np.ndarray]:
+    # Float64 products: float32 BLAS results may differ in the last bit between calls with equal
+    # inputs, and a dataset must not change where its inputs did not.
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+    n = t.shape[1]
+    corr64, count = _corr(t)
+    corr = corr64.to(torch.float32)
+    del corr64
+    enough = (count >= MIN_OBS).float()
+    # Weighted adjacency in place: the correlation on edges, 0 elsewhere (and on the diagonal).
+    w = corr.mul_(corr >= THRESHOLD).mul_(enough[:, None]).mul_(enough[None, :])
+    w.fill_diagonal_(0.0)
+    degree = torch.count_nonzero(w, dim=1)
+    k = min(MAX_PEERS, max(n - 1, 0))
+    peer_corr, peers = torch.topk(w, k, dim=1)
+    has = peer_corr > 0
+    cnt = has.sum(1)
+    v = _peer_centrality(peers.numpy(), (peer_corr * has).numpy())
+    mean_corr = (peer_corr * has).sum(1) / cnt.clamp(min=1)
+    return {
+        "degree": degree.float().numpy(),
+        "wdegree": w.sum(1).numpy(),
+        "eigen": v,
+        "peers": torch.where(has, peers, torch.full((), -1, dtype=peers.dtype)).numpy(),
+        "peer_count": cnt.float().numpy(),
+        "peer_corr_mean": torch.where(cnt > 0, mean_corr, torch.full((), torch.nan)).numpy(),
+    }
+
+
+def _peer_mean(values: np.ndarray, peers: np.ndarray) -> np.ndarray:
+    """values (D, N), peers (D, N, k) with -1 for none -> (D, N) mean over the available peers."""
+    d_idx = np.arange(values.shape[0])[:, None, None]
+    got = values[d_idx, np.maximum(peers, 0)]
+    got = np.where((peers >= 0) & np.isfinite(got), got, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no peer -> NaN
+        return np.nanmean(got, axis=2)
+
+
+def graph_features(prices: pl.DataFrame, step: int = DEFAULT_STEP) -> pl.DataFrame:
+    """(Code, Date) + `GRAPH_FEATURES` (Float32) from (Code, Date, AdjustmentClose) rows.
+
+    Dates are those present in `prices` (the sessions); a code's return on a date is its close over
+    its close on the previous session in the frame (NaN when either is missing).
+    """
+    t0 = time.perf_counter()
+    wide = (
+        prices.select(pl.col("Code").cast(pl.Utf8), "Date", pl.col("AdjustmentClose").cast(pl.Float64))
+        .unique(["Code", "Date"], keep="last")
+        .pivot(on="Code", index="Date", values="AdjustmentClose")
+        .sort("Date")
+    )
+    dates = wide["Date"]
+    codes = [c for c in wide.columns if c != "Date"]
+    close = wide.select(codes).to_numpy().astype(np.float64)
+    d, n = close.shape
+
+    def back(h: int) -> np.ndarray:
+        out = np.full_like(close, np.nan)
+        if d > h:
+            out[h:] = close[h:] / close[:-h] - 1.0
+        return out
+
+    r1, r5, r20 = back(1), back(5), back(20)
+    feats = {k: np.full((d, n), np.nan, dtype=np.float32) for k in ("degree", "wdegree", "eigen", "peer_count",
+                                                                     "peer_corr_mean")}
+    peers = np.full((d, n, MAX_PEERS), -1, dtype=np.int64)
+    last: dict[str, np.ndarray] | None = None
+    built = 0
+    for t in range(d):
+        if t >= WINDOW and (t - WINDOW) % step == 0:
+            g = _graph(r1[t - WINDOW + 1 : t + 1])
+            last = g
+            built += 1
+        if last is None:
+            continue
+        for k in feats:
+            feats[k][t] = last[k]
+        p = last["peers"]
+        peers[t, :, : p.shape[1]] = p
+    log.info("graph: %d dates x %d codes, %d graphs (every %d sessions) in %.1fs",
+             d, n, built, step, time.perf_counter() - t0)
+    has_graph = np.broadcast_to((np.arange(d) >= WINDOW)[:, None], (d, n))
+    out = {
+        "graph_degree": feats["degree"], "graph_wdegree": feats["wdegree"], "graph_eigen": feats["eigen"],
+        "peer_count": feats["peer_count"], "peer_corr_mean": feats["peer_corr_mean"],
+        "peer_ret_1d": _peer_mean(r1, peers), "peer_ret_5d": _peer_mean(r5, peers),
+        "peer_ret_20d": _peer_mean(r20, peers),
+    }
+    out["peer_rel_5d"] = r5 - out["peer_ret_5d"]
+    out["is_graph_valid"] = has_graph.astype(np.float32)
+    present = np.isfinite(close)
+    dd, cc = np.nonzero(present)
+    return pl.DataFrame({
+        "Code": pl.Series(np.array(codes, dtype=object)[cc], dtype=pl.Utf8),
+        "Date": dates.gather(dd),
+        **{k: pl.Series(k, np.where(np.isfinite(v[dd, cc]), v[dd, cc], np.nan).astype(np.float32),
+                        nan_to_null=True) for k, v in out.items()},
+    }).sort("Code", "Date")
