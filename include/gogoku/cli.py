@@ -230,6 +230,16 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
                  overrides=list(args.overrides))
 
 
+def cmd_hpo(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.hpo.search import run_search
+
+    dataset = None if args.dataset in ("", "latest") else Path(args.dataset)
+    if dataset is not None and not dataset.is_file():
+        raise InputError(f"--dataset {args.dataset}: no such file")
+    return run_search(dataset, args.model, n_trials=args.n_trials, study_name=args.study, storage=args.storage,
+                      timeout_s=args.timeout, config=args.config, overrides=list(args.overrides))
+
+
 def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.evaluate.report import print_summary
 
@@ -349,6 +359,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", default="lightgbm", help="a configs/model/ name: lightgbm, atft_gat_fan, atft_tiny")
     sp.add_argument("--out", default=None, help="model folder (default: <data root>/models/<model>_<dataset>_<time>)")
     sp.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.params.num_leaves=63")
+
+    sp = add(sub, "hpo", cmd_hpo, "Optuna search over ATFT-GAT-FAN settings on validation slices (never test folds)")
+    sp.add_argument("--dataset", default="latest", help="dataset parquet, or `latest` (default)")
+    sp.add_argument("--model", default="atft_gat_fan", help="atft_gat_fan (default) or atft_tiny")
+    sp.add_argument("--n-trials", type=int, default=None, help="trials to run now (default: the config's n_trials)")
+    sp.add_argument("--study", default=None, help="study name (default: the config's `study`)")
+    sp.add_argument("--storage", default=None,
+                    help="Optuna RDB URL, e.g. postgresql://user@host/db (default: sqlite under <data root>/hpo/)")
+    sp.add_argument("--timeout", type=float, default=None, help="seconds after which no new trial starts")
+    sp.add_argument("--config", default=None, help="search config (default: configs/hpo/default.yaml)")
+    sp.add_argument("overrides", nargs="*", help="Hydra overrides fixed for every trial, e.g. splits.n_splits=3")
 
     model_dir_help = "model folder, a run folder holding several, or `latest` (default); repeat to compare"
     sp = add(sub, "report", cmd_report, "print a readable summary of one or more training runs")

@@ -21,8 +21,8 @@ from gogoku.features._asof import session_shift
 from gogoku.features.families import FAMILY_SOURCES
 from gogoku.jquants.market import SimMarket
 
-START, END = dt.date(2024, 6, 3), dt.date(2024, 12, 27)
-CUTS = (dt.date(2024, 8, 9), dt.date(2024, 11, 1), dt.date(2024, 11, 5))
+START, END = dt.date(2024, 6, 3), dt.date(2025, 1, 10)
+CUTS = (dt.date(2024, 8, 9), dt.date(2024, 11, 1), dt.date(2024, 11, 5), dt.date(2024, 12, 30))
 
 
 @lru_cache(maxsize=1)
@@ -92,3 +92,22 @@ def test_rows_up_to_t_ignore_later_records(cut: dt.date) -> None:
     later = [c for c in features if not df.filter(pl.col("Date") > cut)[c].equals(
         other.filter(pl.col("Date") > cut)[c], null_equal=True)]
     assert len(later) > 50
+
+
+def test_plan_and_empty_sources_make_groups_absent() -> None:
+    f = raw()
+    sources = {s: f[s] for s in FAMILY_SOURCES}
+    sources["trades_spec"] = f["trades_spec"].head(0)
+    sources["announcement"] = None
+    _, manifest = build_dataset(
+        f["quotes"], f["listed"], f["topix"], f["calendar"], f["statements"], start=START, end=END,
+        plan="light", sources=sources, graph_step=None,
+    )
+    absent = manifest["absent_groups"]
+    assert absent["flow"] == "trades_spec is empty for the range"
+    assert absent["earnings"] == "no announcement data given"
+    assert absent["margin"] == "weekly_margin_interest needs the standard+ plan (plan light)"
+    assert absent["options"] == "index_option needs the standard+ plan (plan light)"
+    assert absent["graph"] == "correlation graph disabled"
+    assert {"flow", "margin", "earnings", "graph"}.isdisjoint(manifest["feature_groups"])
+    assert manifest["feature_groups"]["statements"] == 26

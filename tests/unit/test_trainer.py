@@ -206,9 +206,12 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path: Path) -> Non
     for h in HORIZONS:
         np.testing.assert_allclose(resumed[f"pred_{h}d"].to_numpy(), full[f"pred_{h}d"].to_numpy(), rtol=1e-4, atol=1e-5)
     assert resumed_metrics["folds"][0]["snapshot_epochs"] == full_metrics["folds"][0]["snapshot_epochs"]
-    # A finished fold is not trained again.
+    # A finished fold is not trained again; a folder of other settings is not resumed.
     again, _ = run(tmp_path / "killed", kill_after_two)
     assert again.equals(resumed)
+    cfg["loss"]["ic"] = 0.25
+    with pytest.raises(InputError, match="other settings"):
+        run(tmp_path / "killed")
 
 
 def test_out_of_memory_halves_the_days_per_batch(caplog: pytest.LogCaptureFixture) -> None:

@@ -1,4 +1,11 @@
-"""A first, small statements group `stmt_*` (the full group is a later issue).
+"""Statements features `stmt_*`: a small group (frames with only `REQUIRED`) and the full group.
+
+The full group (`add_statement_features_full`, used by the dataset build whenever the frame carries
+`FULL_REQUIRED`, as the cached fins/statements source does): YoY growth of sales / operating profit /
+profit against the same period type a year earlier, margins, ROE / ROA (annualized cumulative
+profit), progress of cumulative actuals against the forecast in force for the same fiscal year,
+forecast revisions (forecast-only `EarnForecastRevision` rows update the guidance and keep the
+actuals), days since the last statement / revision, validity flags and a few `_cs_z` columns.
 
 As-of rule (DESIGN contract 6): a disclosure is usable from `gogoku.calendar.with_effective_date`
 (the same business day if disclosed before that day's close, else the next business day); rows

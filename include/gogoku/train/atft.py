@@ -14,6 +14,7 @@ skips finished folds. A CUDA out-of-memory error halves the days per batch and r
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import math
@@ -123,8 +124,9 @@ class FoldTrainer:
 
     def __init__(self, panel: Panel, fold_index: int, fit_days: list[int], valid_days: list[int],
                  arch: ATFTConfig, loss: LossConfig, settings: TrainSettings, ckpt_dir: Path | None = None,
-                 log_dir: Path | None = None, on_epoch_end: EpochHook | None = None) -> None:
+                 log_dir: Path | None = None, on_epoch_end: EpochHook | None = None, fingerprint: str = "") -> None:
         self.panel, self.fold = panel, fold_index
+        self.fingerprint = fingerprint
         self.fit_days, self.valid_days = fit_days, valid_days
         self.settings = settings
         self.device = resolve_device(settings.device)
@@ -271,6 +273,7 @@ class FoldTrainer:
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint_state(self) -> dict[str, Any]:
         return {
+            "fingerprint": self.fingerprint,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "ema": self.ema,
             "epoch": self.epoch, "step": self.step, "phase_index": self.phase_index, "phase_epoch": self.phase_epoch,
             "bad_epochs": self.bad_epochs, "snapshots": self.snapshots, "history": self.history,
@@ -288,6 +291,8 @@ class FoldTrainer:
         if path is None or not path.is_file():
             return False
         state = torch.load(path, map_location=self.device, weights_only=False)
+        if state.get("fingerprint") != self.fingerprint:
+            raise InputError(f"{path}: saved by a run with other settings, data or folds; use a new --out folder")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema = state["ema"]
@@ -369,6 +374,93 @@ def _clean(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _json_float(v) for k, v in metrics.items()}
 
 
+def _fingerprint(cfg: Mapping[str, Any], *parts: Any) -> str:
+    """A hash of what a fold's training depends on, to refuse resuming someone else's checkpoint."""
+    settings = {k: v for k, v in cfg.items() if k != "name"}
+    # Where it runs does not change what is trained: a GPU run may be resumed on another machine.
+    settings["training"] = {k: v for k, v in dict(cfg.get("training", {})).items() if k not in ("device", "compile")}
+    text = json.dumps([settings, *parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Setup:
+    """What every fold of a run shares: the parsed config, the panel of features and the daily graphs."""
+
+    cfg: dict[str, Any]
+    name: str
+    settings: TrainSettings
+    arch: ATFTConfig
+    loss_cfg: LossConfig
+    norm_cfg: dict[str, Any]
+    panel: Panel
+    df: pl.DataFrame
+
+
+def _setup(df: pl.DataFrame, feature_cols: list[str], model_cfg: Mapping[str, Any], horizons: list[int],
+           seed: int) -> _Setup:
+    cfg = dict(model_cfg)
+    name = str(cfg.get("name", "atft_gat_fan"))
+    settings = TrainSettings.from_mapping(cfg.get("training", {}), seed)
+    arch = ATFTConfig.from_mapping(cfg.get("architecture", {}), n_features=len(feature_cols),
+                                   horizons=tuple(horizons), seq_len=settings.seq_len)
+    loss_cfg = LossConfig.from_mapping(cfg.get("loss", {}), arch.quantiles, horizons)
+    graph_cfg = dict(cfg.get("graph", {}))
+    return_col = str(graph_cfg.pop("return_col", "returns_1d"))
+    graph_params = GraphParams(**graph_cfg)
+    norm_cfg = dict(cfg.get("normalize", {}))
+    if os.environ.get("GOGOKU_TORCH_THREADS"):  # CPU intra-op threads (shared machines: fewer is faster)
+        torch.set_num_threads(int(os.environ["GOGOKU_TORCH_THREADS"]))
+
+    df = df.sort("Code", "Date")
+    panel = Panel(df, feature_cols, horizons)
+    codes = pl.DataFrame({"Code": panel.codes})
+    ident = {c: (codes.join(df.group_by("Code").agg(pl.col(c).drop_nulls().last()), on="Code", how="left")[c]
+                 .cast(pl.Utf8).fill_null("").to_numpy()) if c in df.columns else None
+             for c in ("MarketCode", "Sector33Code")}
+    returns = return_panel(df, panel.dates, panel.codes, return_col)
+    panel.graphs = daily_graphs(returns, range(len(panel.dates)), graph_params, ident["MarketCode"], ident["Sector33Code"])
+    return _Setup(cfg, name, settings, arch, loss_cfg, norm_cfg, panel, df)
+
+
+def validation_scores(
+    df: pl.DataFrame,
+    feature_cols: Sequence[str],
+    model_cfg: Mapping[str, Any],
+    folds: Sequence[Fold],
+    horizons: Sequence[int] = (1, 5, 10, 20),
+    *,
+    seed: int = 42,
+    valid_fraction: float = 0.15,
+    valid_embargo: int = 20,
+    on_epoch_end: EpochHook | None = None,
+) -> list[float]:
+    """Per fold, the best validation score (horizon-weighted mean daily RankIC) of a run that trains
+    on the fold's fitting dates and validates on the slice at the end of its training dates.
+
+    The folds' test blocks are never read: this is the objective of hyperparameter search.
+    """
+    feature_cols, horizons = list(feature_cols), [int(h) for h in horizons]
+    if not folds:
+        raise InputError("no folds to validate on")
+    train_dates = sorted({d for f in folds for d in f.train_dates})
+    df = df.filter(pl.col("Date").is_in(pl.Series(train_dates, dtype=pl.Date).implode()))
+    setup = _setup(df, feature_cols, model_cfg, horizons, seed)
+    scores = []
+    for fold in folds:
+        fit_dates, valid_dates = validation_split(fold.train_dates, valid_fraction, valid_embargo)
+        normalizer = FoldNormalizer.fit(setup.df, feature_cols, fit_dates, **setup.norm_cfg)
+        setup.panel.set_features(normalizer.transform(setup.df))
+        trainer = FoldTrainer(
+            setup.panel, fold.index, setup.panel.day_indices(fit_dates), setup.panel.day_indices(valid_dates),
+            setup.arch, setup.loss_cfg, setup.settings, on_epoch_end=on_epoch_end,
+        )
+        trainer.run()
+        best = max((e["val_score"] for e in trainer.history if math.isfinite(e["val_score"])), default=-math.inf)
+        scores.append(best)
+    return scores
+
+
 def train_atft(
     df: pl.DataFrame,
     feature_cols: Sequence[str],
@@ -403,28 +495,10 @@ def train_atft(
     if short or valid_embargo < longest:
         raise InputError(f"embargo shorter than the longest horizon ({longest} sessions): "
                          f"folds {short}, validation embargo {valid_embargo}")
-    cfg = dict(model_cfg)
-    name = str(cfg.get("name", "atft_gat_fan"))
-    settings = TrainSettings.from_mapping(cfg.get("training", {}), seed)
-    arch = ATFTConfig.from_mapping(cfg.get("architecture", {}), n_features=len(feature_cols),
-                                   horizons=tuple(horizons), seq_len=settings.seq_len)
-    loss_cfg = LossConfig.from_mapping(cfg.get("loss", {}), arch.quantiles, horizons)
-    graph_cfg = dict(cfg.get("graph", {}))
-    return_col = str(graph_cfg.pop("return_col", "returns_1d"))
-    graph_params = GraphParams(**graph_cfg)
-    norm_cfg = dict(cfg.get("normalize", {}))
-    if os.environ.get("GOGOKU_TORCH_THREADS"):  # CPU intra-op threads (shared machines: fewer is faster)
-        torch.set_num_threads(int(os.environ["GOGOKU_TORCH_THREADS"]))
-
-    df = df.sort("Code", "Date")
-    panel = Panel(df, feature_cols, horizons)
-    codes = pl.DataFrame({"Code": panel.codes})
-    ident = {c: (codes.join(df.group_by("Code").agg(pl.col(c).drop_nulls().last()), on="Code", how="left")[c]
-                 .cast(pl.Utf8).fill_null("").to_numpy()) if c in df.columns else None
-             for c in ("MarketCode", "Sector33Code")}
-    returns = return_panel(df, panel.dates, panel.codes, return_col)
-    panel.graphs = daily_graphs(returns, range(len(panel.dates)), graph_params, ident["MarketCode"], ident["Sector33Code"])
-
+    setup = _setup(df, feature_cols, model_cfg, horizons, seed)
+    cfg, name, settings, arch, loss_cfg, norm_cfg, panel = (
+        setup.cfg, setup.name, setup.settings, setup.arch, setup.loss_cfg, setup.norm_cfg, setup.panel)
+    df = setup.df
     n_params = count_parameters(ATFTGATFAN(arch))
     log.info("%s: %d parameters, %d features, seq_len %d, phases %s", name, n_params, len(feature_cols),
              settings.seq_len, [(p.name, p.epochs) for p in settings.phases])
@@ -436,8 +510,11 @@ def train_atft(
         fit_dates, valid_dates = validation_split(fold.train_dates, valid_fraction, valid_embargo)
         fold_dir = Path(model_dir) / "checkpoints" / f"fold{fold.index}" if model_dir is not None else None
         done_file = fold_dir / "result.json" if fold_dir is not None else None
+        fingerprint = _fingerprint(cfg, feature_cols, horizons, seed, fit_dates, valid_dates, fold.test_dates)
         if done_file is not None and done_file.is_file():
             result = json.loads(done_file.read_text())
+            if result.get("fingerprint") != fingerprint:
+                raise InputError(f"{done_file}: saved by a run with other settings, data or folds; use a new --out folder")
             out = pl.read_parquet(fold_dir / "predictions.parquet")
             log.info("fold %d: already trained, predictions loaded from %s", fold.index, fold_dir)
         else:
@@ -447,7 +524,7 @@ def train_atft(
                 panel, fold.index, panel.day_indices(fit_dates), panel.day_indices(valid_dates), arch, loss_cfg,
                 settings, ckpt_dir=fold_dir,
                 log_dir=Path(model_dir) / "tensorboard" / f"fold{fold.index}" if model_dir is not None else None,
-                on_epoch_end=on_epoch_end,
+                on_epoch_end=on_epoch_end, fingerprint=fingerprint,
             )
             trainer.load_checkpoint()
             snapshots = trainer.run()
@@ -458,6 +535,7 @@ def train_atft(
             }).with_columns(pl.col("Date").cast(pl.Date), pl.lit(fold.index, dtype=pl.Int32).alias("fold"))
             out = out.with_columns(pl.Series(f"pred_{h}d", preds[h], dtype=pl.Float64) for h in horizons)
             result = {
+                "fingerprint": fingerprint,
                 "best_epochs": [int(snap["epoch"]) for snap in snapshots],
                 "snapshot_phases": [snap["phase"] for snap in snapshots],
                 "epochs_run": trainer.epoch,

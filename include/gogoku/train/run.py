@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,18 +97,23 @@ def _train_lightgbm(
     )
 
 
-def train(
-    dataset: Path | None,
-    model: str = "lightgbm",
-    out_dir: Path | None = None,
-    overrides: Sequence[str] = (),
-) -> dict[str, Any]:
-    """Train `model` on `dataset` (a file, a datasets folder, or None = <data_root>/datasets/latest).
+@dataclass
+class Prepared:
+    """A training run's inputs: the dataset, the composed config and the walk-forward folds."""
 
-    Writes into `out_dir` (default <data_root>/models/<model>_<dataset stem>_<UTC timestamp>/):
-    the model files, metrics.json, predictions.parquet and the composed config.yaml.
-    """
-    settings = Settings.from_env()
+    path: Path
+    summary: dict[str, Any]
+    cfg: DictConfig
+    trainer: str
+    horizons: list[int]
+    features: list[str]
+    df: pl.DataFrame
+    folds: list[Fold]
+
+
+def prepare(dataset: Path | None, model: str, overrides: Sequence[str] = (), settings: Settings | None = None) -> Prepared:
+    """Resolve and validate the dataset, compose the config and split the dates into folds."""
+    settings = settings or Settings.from_env()
     path = resolve_dataset(Path(dataset) if dataset is not None else settings.data_root / "datasets")
     summary = validate_dataset(path)
     manifest = read_manifest(path)
@@ -128,6 +134,25 @@ def train(
         columns += [c for c in wanted if c in available and c not in columns]
     df = pl.read_parquet(path, columns=columns)
     folds = walk_forward_splits(df["Date"].unique().sort().to_list(), **OmegaConf.to_container(cfg.splits))
+
+    return Prepared(path, summary, cfg, trainer, horizons, features, df, folds)
+
+
+def train(
+    dataset: Path | None,
+    model: str = "lightgbm",
+    out_dir: Path | None = None,
+    overrides: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Train `model` on `dataset` (a file, a datasets folder, or None = <data_root>/datasets/latest).
+
+    Writes into `out_dir` (default <data_root>/models/<model>_<dataset stem>_<UTC timestamp>/):
+    the model files, metrics.json, predictions.parquet and the composed config.yaml.
+    """
+    settings = Settings.from_env()
+    run = prepare(dataset, model, overrides, settings)
+    path, summary, cfg, trainer, horizons, features, df, folds = (
+        run.path, run.summary, run.cfg, run.trainer, run.horizons, run.features, run.df, run.folds)
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = Path(out_dir) if out_dir is not None else settings.data_root / "models" / f"{model}_{path.stem}_{stamp}"
