@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from gogoku.dataset.normalize import cs_rank, cs_zscore
-from gogoku.dataset.splits import Fold, validation_split, walk_forward_splits
+from gogoku.dataset.splits import Fold, check_training_inputs, validation_split
 from gogoku.errors import InputError
 from gogoku.evaluate.metrics import evaluate_predictions
 from gogoku.io import atomic_write, write_json_atomic
@@ -96,23 +96,8 @@ def train_lightgbm(
     """
     feature_cols = list(feature_cols)
     targets = [f"target_{h}d" for h in horizons]
-    missing = [c for c in ["Code", "Date", *feature_cols, *targets] if c not in df.columns]
-    if missing:
-        raise InputError(f"dataset: missing column(s) {', '.join(missing[:5])}")
-    if not feature_cols:
-        raise InputError("no feature columns selected")
-    if folds is None:
-        folds = walk_forward_splits(df["Date"].unique().to_list())
+    folds = check_training_inputs(df, feature_cols, horizons, folds, valid_embargo)
     params = {**DEFAULT_PARAMS, **(params or {})}
-    # A label over h sessions ends h dates after its row: a shorter gap lets training labels
-    # (or early-stopping labels) see prices inside the block they are judged on.
-    longest = max(horizons)
-    short = [f.index for f in folds if len(f.embargo_dates) < longest]
-    if short or valid_embargo < longest:
-        raise InputError(
-            f"embargo shorter than the longest horizon ({longest} sessions): "
-            f"folds {short}, validation embargo {valid_embargo}"
-        )
 
     model_inputs = feature_cols
     if feature_transform == "cs_z":

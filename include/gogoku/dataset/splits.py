@@ -127,3 +127,30 @@ def validation_split(
             f"with an embargo of {embargo} dates"
         )
     return tuple(days[:n_fit]), tuple(days[-n_valid:])
+
+
+def check_training_inputs(
+    df: pl.DataFrame,
+    feature_cols: Sequence[str],
+    horizons: Sequence[int],
+    folds: Sequence[Fold] | None,
+    valid_embargo: int,
+) -> list[Fold]:
+    """The checks every walk-forward trainer makes before training; returns the folds (default splits).
+
+    A label over h sessions ends h dates after its row: an embargo shorter than the longest horizon
+    would let training (or early-stopping) labels see prices inside the block they are judged on.
+    """
+    targets = [f"target_{h}d" for h in horizons]
+    missing = [c for c in ["Code", "Date", *feature_cols, *targets] if c not in df.columns]
+    if missing:
+        raise InputError(f"dataset: missing column(s) {', '.join(missing[:5])}")
+    if not feature_cols:
+        raise InputError("no feature columns selected")
+    folds = list(folds) if folds is not None else walk_forward_splits(df["Date"].unique().to_list())
+    longest = max(int(h) for h in horizons)
+    short = [f.index for f in folds if len(f.embargo_dates) < longest]
+    if short or valid_embargo < longest:
+        raise InputError(f"embargo shorter than the longest horizon ({longest} sessions): "
+                         f"folds {short}, validation embargo {valid_embargo}")
+    return folds

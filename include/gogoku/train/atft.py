@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from gogoku.dataset.splits import Fold, validation_split, walk_forward_splits
+from gogoku.dataset.splits import Fold, check_training_inputs, validation_split
 from gogoku.errors import GogokuError, InputError
 from gogoku.evaluate.metrics import evaluate_predictions
 from gogoku.io import atomic_write, write_json_atomic, write_parquet_atomic
@@ -483,18 +483,7 @@ def train_atft(
     feature_cols = list(feature_cols)
     horizons = [int(h) for h in horizons]
     targets = [f"target_{h}d" for h in horizons]
-    missing = [c for c in ["Code", "Date", *feature_cols, *targets] if c not in df.columns]
-    if missing:
-        raise InputError(f"dataset: missing column(s) {', '.join(missing[:5])}")
-    if not feature_cols:
-        raise InputError("no feature columns selected")
-    if folds is None:
-        folds = walk_forward_splits(df["Date"].unique().to_list())
-    longest = max(horizons)
-    short = [f.index for f in folds if len(f.embargo_dates) < longest]
-    if short or valid_embargo < longest:
-        raise InputError(f"embargo shorter than the longest horizon ({longest} sessions): "
-                         f"folds {short}, validation embargo {valid_embargo}")
+    folds = check_training_inputs(df, feature_cols, horizons, folds, valid_embargo)
     setup = _setup(df, feature_cols, model_cfg, horizons, seed)
     cfg, name, settings, arch, loss_cfg, norm_cfg, panel = (
         setup.cfg, setup.name, setup.settings, setup.arch, setup.loss_cfg, setup.norm_cfg, setup.panel)
