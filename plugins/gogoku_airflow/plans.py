@@ -25,6 +25,7 @@ MINIMUM_PLAN = {
     "index_option": "standard",
     "indices": "standard",
     "futures": "premium",
+    "options": "premium",
     "prices_am": "premium",
     "breakdown": "premium",
     "dividend": "premium",

@@ -110,3 +110,22 @@ def test_client_fetches_typed_futures_and_index_options(sim_server_factory: Call
     assert options.schema == ENDPOINTS["index_option"].schema
     assert_frame_equal(options, sim_market.index_option(start, end))
     assert options["Date"].n_unique() == 8 and options["StrikePrice"].dtype == pl.Float64
+
+
+def test_derivatives_options_serve_the_nk225_series_with_filters(sim_server_factory: Callable[..., SimServer],
+                                                                  sim_market: SimMarket) -> None:
+    server = sim_server_factory(plan="premium", page_size=300)
+    path = "/v2/derivatives/bars/daily/options"
+    rows = all_rows(server, path, {"date": DAY.isoformat()})
+    assert list(rows[0]) == [f.v2 for f in ENDPOINTS["options"].fields]
+    assert {r["ProdCat"] for r in rows} == {"NK225E"} and {r["CCMFlag"] for r in rows} == {"0", "1"}
+    assert len(rows) == sim_market.index_option(DAY, DAY).height
+    central = all_rows(server, path, {"date": DAY.isoformat(), "contract_flag": "1"})
+    assert 0 < len(central) < len(rows) and len({r["CM"] for r in central}) == 1
+    one = all_rows(server, path, {"date": DAY.isoformat(), "code": rows[0]["Code"]})
+    assert [r["Code"] for r in one] == [rows[0]["Code"]]
+    assert all_rows(server, path, {"date": DAY.isoformat(), "category": "TOPIXE"}) == []
+    status, body = get(sim_server_factory(plan="standard"), path, {"date": DAY.isoformat()})
+    assert status == 403 and "premium" in body["message"]
+    typed = client_fetch(server, "options", DAY, DAY, "premium")
+    assert_frame_equal(typed, sim_market.options(DAY, DAY))

@@ -52,6 +52,7 @@ CACHED_SOURCES: dict[str, CachedSource] = {
         CachedSource("breakdown", "Date", ("Code", "Date")),
         CachedSource("dividend", "AnnouncementDate", ("Code", "ReferenceNumber")),
         CachedSource("index_option", "Date", ("Code", "Date")),
+        CachedSource("options", "Date", ("Code", "Date")),
     )
 }
 

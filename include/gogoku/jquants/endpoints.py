@@ -467,11 +467,33 @@ DIVIDEND = Endpoint(
     axis=Axis.BUSINESS_DAY,
 )
 
+# derivatives/options: every option series (the simulator lists the Nikkei 225 ones, category NK225E): the
+# index-option fields plus the product category, morning session, underlying SSO and central-month flag.
+_OPTION_EXTRA = {
+    "Code": _fields([("DerivativesProductCategory", "ProdCat", S)]),
+    "DaySessionClose": _fields([("MorningSessionOpen", "MO", N), ("MorningSessionHigh", "MH", N),
+                                ("MorningSessionLow", "ML", N), ("MorningSessionClose", "MC", N)]),
+    "InterestRate": _fields([("UnderlyingSSO", "UndSSO", S), ("CentralContractMonthFlag", "CCMFlag", S)]),
+}
+OPTIONS = Endpoint(
+    source="options",
+    v2_path="derivatives/bars/daily/options",
+    v1_path="derivatives/options",
+    v1_data_key="options",
+    date_column="Date",
+    fields=tuple(f for base in INDEX_OPTION.fields for f in (base, *_OPTION_EXTRA.get(base.v1, ()))),
+    plans=PREMIUM,
+    params=("date", "category", "code", "contract_flag"),
+    required_any=("date",),
+    sort_by=("Date", "Code"),
+    axis=Axis.BUSINESS_DAY,
+)
+
 ENDPOINTS: dict[str, Endpoint] = {
     e.source: e for e in (
         LISTED_INFO, TRADING_CALENDAR, DAILY_QUOTES, TOPIX, STATEMENTS, FUTURES, TRADES_SPEC, WEEKLY_MARGIN_INTEREST,
         DAILY_MARGIN_INTEREST, SHORT_SELLING, SHORT_SELLING_POSITIONS, ANNOUNCEMENT, INDICES, PRICES_AM, BREAKDOWN,
-        DIVIDEND, INDEX_OPTION,
+        DIVIDEND, INDEX_OPTION, OPTIONS,
     )
 }
 

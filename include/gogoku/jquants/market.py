@@ -662,6 +662,20 @@ class SimMarket:
         """option/index_option rows (Nikkei 225 options) by Date in [start, end], sorted (Date, Code)."""
         return date_slice(self._index_option, "Date", start, end)
 
+    def options(self, start: dt.date | None = None, end: dt.date | None = None) -> pl.DataFrame:
+        """derivatives/options rows: the Nikkei 225 series (category NK225E; no morning session, the
+        nearest contract month flagged central), by Date in [start, end], sorted (Date, Code)."""
+        from gogoku.jquants.endpoints import OPTIONS
+
+        frame = self.index_option(start, end)
+        nearest = pl.col("ContractMonth") == pl.col("ContractMonth").min().over("Date")
+        return frame.with_columns(
+            pl.lit("NK225E").alias("DerivativesProductCategory"),
+            *[pl.lit(None, dtype=pl.Float64).alias(f"MorningSession{k}") for k in ("Open", "High", "Low", "Close")],
+            pl.lit("-").alias("UnderlyingSSO"),
+            pl.when(nearest).then(pl.lit("1")).otherwise(pl.lit("0")).alias("CentralContractMonthFlag"),
+        ).select(list(OPTIONS.schema))
+
     def _contribution(self, family: str) -> np.ndarray:
         """(T, N) float32: the family's part of mu for the next session, fixed at each session's close."""
         p = self.paths

@@ -44,6 +44,18 @@ def _dates(query: dict[str, str]) -> tuple[dt.date | None, dt.date | None]:
     return lo, hi
 
 
+_DERIVATIVE_FILTERS = {"category": "DerivativesProductCategory", "contract_flag": "CentralContractMonthFlag",
+                       "code": "Code"}
+
+
+def _filtered(frame: pl.DataFrame, query: dict[str, str], params: tuple[str, ...]) -> pl.DataFrame:
+    """Derivatives rows narrowed by the query's category / central-month flag / code."""
+    for param in params:
+        if query.get(param):
+            frame = frame.filter(pl.col(_DERIVATIVE_FILTERS[param]) == query[param].strip())
+    return frame
+
+
 def select_rows(market: SimMarket, spec: Endpoint, query: dict[str, str]) -> pl.DataFrame:
     """The rows a query asks for, v1-named and typed, in the server's stable order."""
     lo, hi = _dates(query)
@@ -61,14 +73,11 @@ def select_rows(market: SimMarket, spec: Endpoint, query: dict[str, str]) -> pl.
     if source == "statements":
         return market.statements(lo, hi, code)
     if source == "futures":
-        frame = market.futures(lo, hi)
-        if query.get("category"):
-            frame = frame.filter(pl.col("DerivativesProductCategory") == query["category"])
-        if query.get("contract_flag"):
-            frame = frame.filter(pl.col("CentralContractMonthFlag") == query["contract_flag"])
-        return frame
+        return _filtered(market.futures(lo, hi), query, ("category", "contract_flag"))
     if source == "index_option":
         return market.index_option(lo, hi)  # the real API filters by `date` only
+    if source == "options":
+        return _filtered(market.options(lo, hi), query, ("category", "contract_flag", "code"))
     if source in _MARKET_TABLES:
         return _market_table(market, source, query, lo, hi, code)
     raise KeyError(source)
