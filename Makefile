@@ -59,11 +59,11 @@ run: airflow-init
 	@$(BIN)/gogoku report --model-dir latest
 
 test: airflow-init
-	$(BIN)/ruff check dags plugins include tests scripts
+	$(BIN)/ruff check dags plugins include tests scripts bench
 	$(BIN)/python -m pytest -q --timeout=900 $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check dags plugins include tests scripts
+	$(BIN)/ruff check dags plugins include tests scripts bench
 
 clean:
 	rm -rf $(AIRFLOW_HOME) data .pytest_cache
