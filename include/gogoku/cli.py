@@ -182,8 +182,9 @@ def cmd_dataset_build(args: argparse.Namespace) -> dict[str, Any]:
         if not path.is_file():
             raise InputError(f"--futures-features {path}: no such file")
         futures_features = pl.read_parquet(path)
+    # Popped so that the build can free the raw quotes once it no longer needs them.
     df, manifest = build_dataset(
-        quotes=frames["daily_quotes"], listed=frames["listed_info"], topix=frames["topix"],
+        quotes=frames.pop("daily_quotes"), listed=frames["listed_info"], topix=frames["topix"],
         calendar=frames["trading_calendar"], statements=frames["statements"],
         futures_features=futures_features, start=start, end=end, plan=settings.plan_tier,
         lookback_days=args.lookback_days, sources=family, graph_step=args.graph_step or None,

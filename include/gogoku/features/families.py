@@ -44,22 +44,21 @@ def _plans_text(source: str) -> str:
     return next(p for p in order if p in plans) + "+"
 
 
-def add_family_features(
-    lf: pl.LazyFrame,
+def family_adders(
     sources: Mapping[str, Frame | None],
     *,
     plan: str,
     listed: pl.LazyFrame | None = None,
-    prices: pl.LazyFrame | None = None,
-    graph_step: int | None = graph.DEFAULT_STEP,
     since: dt.date | None = None,
-) -> tuple[pl.LazyFrame, dict[str, tuple[str, ...]], dict[str, str]]:
-    """Add the family groups to (Code, Date) rows; returns (frame, groups added, groups absent with why).
+) -> tuple[list[tuple[str, tuple[str, ...], Callable[[pl.LazyFrame], pl.LazyFrame]]], dict[str, str]]:
+    """The family groups to add: ([(group, feature names, adder(lf) -> lf)], groups absent with why).
 
-    Records dated before `since` are ignored, so that a dataset does not depend on how much extra
-    history was passed (their z-score windows start at the same point as the quotes').
+    Each adder needs only the (Code, Date) rows with MarketCode, Sector33Code and AdjustmentVolume,
+    so that the dataset build can run each one on a narrow frame. Records dated before `since` are
+    ignored, so that a dataset does not depend on how much extra history was passed (their z-score
+    windows start at the same point as the quotes').
     """
-    groups: dict[str, tuple[str, ...]] = {}
+    found: list[tuple[str, tuple[str, ...], Callable[[pl.LazyFrame], pl.LazyFrame]]] = []
     absent: dict[str, str] = {}
     adders: dict[str, Callable[[pl.LazyFrame, pl.LazyFrame], pl.LazyFrame]] = {
         "flow": flow.add_flow_features,
@@ -87,7 +86,28 @@ def add_family_features(
         if src.select(pl.len()).collect().item() == 0:
             absent[group] = f"{source} is empty for the range"
             continue
-        lf = adders[group](lf, src)
+        found.append((group, names, lambda x, f=adders[group], s=src: f(x, s)))
+    return found, absent
+
+
+def add_family_features(
+    lf: pl.LazyFrame,
+    sources: Mapping[str, Frame | None],
+    *,
+    plan: str,
+    listed: pl.LazyFrame | None = None,
+    prices: pl.LazyFrame | None = None,
+    graph_step: int | None = graph.DEFAULT_STEP,
+    since: dt.date | None = None,
+) -> tuple[pl.LazyFrame, dict[str, tuple[str, ...]], dict[str, str]]:
+    """Add the family groups to (Code, Date) rows; returns (frame, groups added, groups absent with why).
+
+    Records dated before `since` are ignored (see `family_adders`).
+    """
+    groups: dict[str, tuple[str, ...]] = {}
+    found, absent = family_adders(sources, plan=plan, listed=listed, since=since)
+    for group, names, add in found:
+        lf = add(lf)
         groups[group] = names
     if graph_step is None or prices is None:
         absent["graph"] = "correlation graph disabled" if graph_step is None else "no prices for the graph"
