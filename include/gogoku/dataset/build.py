@@ -15,6 +15,7 @@ import polars as pl
 
 from gogoku.dataset.manifest import latest_dataset, make_manifest, validate_dataset, write_dataset
 from gogoku.dataset.targets import HORIZONS, add_targets, target_columns
+from gogoku.engine import collect_engine
 from gogoku.errors import InputError
 from gogoku.features import graph
 from gogoku.features.families import family_adders
@@ -129,8 +130,10 @@ def build_dataset(
     # frame, then cut to [start, end] and kept as Float32 columns only: one wide Float64 frame of every
     # group over the history took several times the output's memory. The pieces share the rows of
     # `base` in (Code, Date) order and are put side by side once at the end. Every collect uses the
-    # in-memory engine, as the single plan did: the engines can differ in the last bit of a group mean.
-    base = attach_listed_info(q, _checked(listed, "listed")).collect(engine="in-memory")
+    # same engine (gogoku.engine: the GPU where cudf-polars is installed, else the CPU in-memory one).
+    engine = collect_engine()
+    log.info("dataset: polars engine %s", "gpu (cudf-polars)" if engine != "in-memory" else "cpu (in-memory)")
+    base = attach_listed_info(q, _checked(listed, "listed")).collect(engine=engine)
     in_range = pl.col("Date").is_between(start, end)
     keys = base.select(*KEYS).filter(in_range).lazy()
 
@@ -139,7 +142,7 @@ def build_dataset(
             lf.filter(in_range)
             .select(*KEYS, *[_finite_float32(c) for c in names])
             .sort(*KEYS)
-            .collect(engine="in-memory")
+            .collect(engine=engine)
         )
 
     groups: dict[str, tuple[str, ...]] = {"price": PRICE_FEATURES}
@@ -184,7 +187,7 @@ def build_dataset(
                 *[pl.col(t).cast(pl.Float64) for t in targets],
                 *[pl.col(c).alias(f"_in_{c}") for c in sector_in],
             )
-            .collect(engine="in-memory")
+            .collect(engine=engine)
         )
         sector_parts.append(part.select(*KEYS, "Sector33Code", *[pl.col(f"_in_{c}").alias(c) for c in sector_in]))
         chunks.append(part.filter(in_range).drop([f"_in_{c}" for c in sector_in]))
