@@ -13,7 +13,6 @@ levels keep market-wide information (e.g. the TOPIX regime) that per-Date z-scor
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -23,9 +22,9 @@ import numpy as np
 import polars as pl
 
 from gogoku.dataset.normalize import cs_rank, cs_zscore
-from gogoku.dataset.splits import Fold, check_training_inputs, validation_split
+from gogoku.dataset.splits import Fold, check_training_inputs, fold_summary, validation_split
 from gogoku.errors import InputError
-from gogoku.evaluate.metrics import evaluate_predictions
+from gogoku.evaluate.metrics import walk_forward_metrics
 from gogoku.io import atomic_write, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -62,14 +61,6 @@ def _label(df: pl.DataFrame, target: str, transform: TargetTransform) -> pl.Seri
 def _matrix(df: pl.DataFrame, cols: Sequence[str]) -> np.ndarray:
     # Nulls become NaN, which LightGBM treats as missing.
     return df.select(pl.col(cols).cast(pl.Float32)).to_numpy()
-
-
-def _json_float(x: Any) -> Any:
-    return None if isinstance(x, float) and not math.isfinite(x) else x
-
-
-def _clean(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _json_float(v) for k, v in metrics.items()}
 
 
 def train_lightgbm(
@@ -145,37 +136,14 @@ def train_lightgbm(
             )
         pred_parts.append(out)
         fold_info.append(
-            {
-                "fold": fold.index,
-                "train_start": fold.train_dates[0].isoformat(),
-                "fit_end": fit_dates[-1].isoformat(),
-                "valid_start": valid_dates[0].isoformat(),
-                "train_end": fold.train_dates[-1].isoformat(),
-                "test_start": fold.test_dates[0].isoformat(),
-                "test_end": fold.test_dates[-1].isoformat(),
-                "fit_rows": fit.height,
-                "valid_rows": valid.height,
-                "test_rows": test.height,
-            }
+            {**fold_summary(fold, fit_dates, valid_dates), "fit_rows": fit.height, "valid_rows": valid.height,
+             "test_rows": test.height}
         )
 
     predictions = pl.concat(pred_parts).sort("Code", "Date")
-    per_horizon: dict[str, Any] = {}
-    for h, target in zip(horizons, targets, strict=True):
-        overall = _clean(evaluate_predictions(predictions, f"pred_{h}d", target, h))
-        overall["folds"] = [
-            {
-                "fold": info["fold"],
-                "best_iteration": best_iters[h][i],
-                # Per fold: point figures only; the bootstrap intervals are for the whole test span.
-                **_clean(evaluate_predictions(predictions.filter(pl.col("fold") == info["fold"]), f"pred_{h}d", target, h,
-                                              bootstrap=None)),
-            }
-            for i, info in enumerate(fold_info)
-        ]
-        per_horizon[f"{h}d"] = overall
-        log.info("h=%dd: rank_ic_mean %.4f, ic_mean %.4f, ls_sharpe %.2f", h,
-                 overall["rank_ic_mean"] or math.nan, overall["ic_mean"] or math.nan, overall["ls_sharpe"] or math.nan)
+    # Per fold: point figures only; the bootstrap intervals are for the whole test span.
+    per_horizon = walk_forward_metrics(predictions, horizons, fold_info,
+                                       lambda h, i: {"best_iteration": best_iters[h][i]}, bootstrap=None)
     metrics = {
         "model": "lightgbm",
         "horizons": per_horizon,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import polars as pl
 
@@ -154,3 +154,16 @@ def check_training_inputs(
         raise InputError(f"embargo shorter than the longest horizon ({longest} sessions): "
                          f"folds {short}, validation embargo {valid_embargo}")
     return folds
+
+
+def fold_summary(fold: Fold, fit_dates: Sequence[dt.date], valid_dates: Sequence[dt.date]) -> dict[str, Any]:
+    """A fold's date boundaries (ISO dates) as training runs record them in metrics.json."""
+    return {
+        "fold": fold.index,
+        "train_start": fold.train_dates[0].isoformat(),
+        "fit_end": fit_dates[-1].isoformat(),
+        "valid_start": valid_dates[0].isoformat(),
+        "train_end": fold.train_dates[-1].isoformat(),
+        "test_start": fold.test_dates[0].isoformat(),
+        "test_end": fold.test_dates[-1].isoformat(),
+    }

@@ -31,8 +31,9 @@ return matrix, resampled together so the sub-portfolios' correlation is kept.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,6 +41,8 @@ import numpy as np
 import polars as pl
 
 from gogoku.errors import InputError
+
+log = logging.getLogger(__name__)
 
 FrameLike = pl.DataFrame | pl.LazyFrame
 
@@ -542,3 +545,33 @@ def staggered_book(periods: pl.DataFrame, date_col: str = "Date") -> pl.DataFram
         .agg(pl.col(date_col).min(), pl.col("gross").mean(), pl.col("net").mean())
         .sort("period")
     )
+
+
+def json_clean(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics with non-finite floats as None (strict JSON)."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
+
+
+def walk_forward_metrics(
+    predictions: pl.DataFrame,
+    horizons: Sequence[int],
+    folds: Sequence[Mapping[str, Any]],
+    fold_extra: Callable[[int, int], Mapping[str, Any]],
+    **fold_options: Any,
+) -> dict[str, Any]:
+    """Per horizon: the test-fold statistics over every fold together, plus a `folds` list with each
+    fold's own (with `fold_extra(h, i)` first and `fold_options` passed to its evaluation)."""
+    per_horizon: dict[str, Any] = {}
+    for h in horizons:
+        pred, target = f"pred_{h}d", f"target_{h}d"
+        overall = json_clean(evaluate_predictions(predictions, pred, target, h))
+        overall["folds"] = [
+            {"fold": info["fold"], **fold_extra(h, i),
+             **json_clean(evaluate_predictions(predictions.filter(pl.col("fold") == info["fold"]), pred, target, h,
+                                               **fold_options))}
+            for i, info in enumerate(folds)
+        ]
+        per_horizon[f"{h}d"] = overall
+        log.info("h=%dd: rank_ic_mean %.4f, ic_mean %.4f, ls_sharpe %.2f", h,
+                 overall["rank_ic_mean"] or math.nan, overall["ic_mean"] or math.nan, overall["ls_sharpe"] or math.nan)
+    return per_horizon

@@ -30,7 +30,7 @@ import polars as pl
 from gogoku import calendar as cal
 from gogoku.config import API_VERSIONS, PLAN_TIERS
 from gogoku.errors import GogokuError, InputError
-from gogoku.jquants.endpoints import Axis, Endpoint, Kind, endpoint, minimum_plan
+from gogoku.jquants.endpoints import Axis, Endpoint, Kind, endpoint, full_code, minimum_plan
 from gogoku.jquants.ratelimit import RateLimit, TokenBucket, shared_limiter
 
 log = logging.getLogger(__name__)
@@ -331,7 +331,7 @@ def _normalized_codes(spec: Endpoint, codes: list[str] | None) -> list[str] | No
     if codes is None:
         return None
     _code_column(spec)
-    out = [c.strip() + "0" if len(c.strip()) == 4 else c.strip() for c in codes]
+    out = [full_code(c) for c in codes]
     bad = [c for c in out if len(c) != 5]
     if bad:
         raise InputError(f"codes: {bad[0]!r} is not a 4- or 5-character J-Quants code")

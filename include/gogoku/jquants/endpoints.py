@@ -498,6 +498,12 @@ ENDPOINTS: dict[str, Endpoint] = {
 }
 
 
+def full_code(raw: str) -> str:
+    """A J-Quants stock code in its 5-character form: 4-character codes name the common stock ('7203' -> '72030')."""
+    code = raw.strip()
+    return code + "0" if len(code) == 4 else code
+
+
 def endpoint(source: str) -> Endpoint:
     try:
         return ENDPOINTS[source]

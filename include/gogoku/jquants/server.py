@@ -43,7 +43,7 @@ from gogoku.errors import InputError
 from gogoku.jquants.endpoints import ENDPOINTS, Endpoint, Kind, minimum_plan
 from gogoku.jquants.market import SimMarket
 from gogoku.jquants.ratelimit import RateLimit
-from gogoku.jquants.sim_query import BadRequest, select_rows
+from gogoku.jquants.sim_query import BadRequest, parse_date, select_rows
 
 log = logging.getLogger(__name__)
 
@@ -249,12 +249,10 @@ def _is_date_param(name: str) -> bool:
 
 
 def _parse_day(raw: str) -> dt.date | None:
-    for fmt in ("%Y%m%d", "%Y-%m-%d"):
-        try:
-            return dt.datetime.strptime(raw.strip(), fmt).date()
-        except ValueError:
-            continue
-    return None  # select_rows reports the malformed value
+    try:
+        return parse_date("date", raw)
+    except BadRequest:
+        return None  # select_rows reports the malformed value
 
 
 def window_message(first: dt.date | None, last: dt.date) -> str:

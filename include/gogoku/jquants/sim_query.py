@@ -10,7 +10,7 @@ import datetime as dt
 
 import polars as pl
 
-from gogoku.jquants.endpoints import Endpoint
+from gogoku.jquants.endpoints import Endpoint, full_code
 from gogoku.jquants.market import SimMarket
 
 
@@ -18,7 +18,7 @@ class BadRequest(Exception):
     """A 400 answer with the API's message."""
 
 
-def _parse_date(name: str, raw: str) -> dt.date:
+def parse_date(name: str, raw: str) -> dt.date:
     text = raw.strip()
     for fmt in ("%Y%m%d", "%Y-%m-%d"):
         try:
@@ -28,19 +28,13 @@ def _parse_date(name: str, raw: str) -> dt.date:
     raise BadRequest(f"The '{name}' parameter is invalid: {raw!r}. Specify a date as YYYYMMDD or YYYY-MM-DD.")
 
 
-def _code(raw: str) -> str:
-    """4-digit codes name the common stock: '7203' -> '72030'."""
-    code = raw.strip()
-    return code + "0" if len(code) == 4 else code
-
-
 def _dates(query: dict[str, str]) -> tuple[dt.date | None, dt.date | None]:
     """(lo, hi) from `date` or from/to (date wins, as the official client sends one or the other)."""
     if query.get("date"):
-        d = _parse_date("date", query["date"])
+        d = parse_date("date", query["date"])
         return d, d
-    lo = _parse_date("from", query["from"]) if query.get("from") else None
-    hi = _parse_date("to", query["to"]) if query.get("to") else None
+    lo = parse_date("from", query["from"]) if query.get("from") else None
+    hi = parse_date("to", query["to"]) if query.get("to") else None
     return lo, hi
 
 
@@ -59,7 +53,7 @@ def _filtered(frame: pl.DataFrame, query: dict[str, str], params: tuple[str, ...
 def select_rows(market: SimMarket, spec: Endpoint, query: dict[str, str]) -> pl.DataFrame:
     """The rows a query asks for, v1-named and typed, in the server's stable order."""
     lo, hi = _dates(query)
-    code = _code(query["code"]) if query.get("code") else None
+    code = full_code(query["code"]) if query.get("code") else None
     source = spec.source
     if source == "listed_info":
         return market.listed_info(lo, code)
@@ -96,12 +90,12 @@ def _market_table(market: SimMarket, source: str, query: dict[str, str], lo: dt.
         return market.short_selling(lo, hi, query.get("s33") or None)
     if source == "short_selling_positions":
         if query.get("disc_date"):
-            lo = hi = _parse_date("disc_date", query["disc_date"])
+            lo = hi = parse_date("disc_date", query["disc_date"])
         if query.get("disc_date_from"):
-            lo = _parse_date("disc_date_from", query["disc_date_from"])
+            lo = parse_date("disc_date_from", query["disc_date_from"])
         if query.get("disc_date_to"):
-            hi = _parse_date("disc_date_to", query["disc_date_to"])
-        calculated = _parse_date("calc_date", query["calc_date"]) if query.get("calc_date") else None
+            hi = parse_date("disc_date_to", query["disc_date_to"])
+        calculated = parse_date("calc_date", query["calc_date"]) if query.get("calc_date") else None
         return market.short_selling_positions(lo, hi, code, calculated)
     if source == "announcement":
         return market.announcement(lo, hi)

@@ -29,9 +29,9 @@ import numpy as np
 import polars as pl
 import torch
 
-from gogoku.dataset.splits import Fold, check_training_inputs, validation_split
+from gogoku.dataset.splits import Fold, check_training_inputs, fold_summary, validation_split
 from gogoku.errors import GogokuError, InputError
-from gogoku.evaluate.metrics import evaluate_predictions
+from gogoku.evaluate.metrics import json_clean, walk_forward_metrics
 from gogoku.io import atomic_write, write_json_atomic, write_parquet_atomic
 from gogoku.model.atft import ATFTGATFAN, ATFTConfig, count_parameters
 from gogoku.model.graph import GraphParams, daily_graphs, return_panel
@@ -366,14 +366,6 @@ class FoldTrainer:
 
 
 # ---------------------------------------------------------------------- walk-forward
-def _json_float(x: Any) -> Any:
-    return None if isinstance(x, float) and not math.isfinite(x) else x
-
-
-def _clean(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _json_float(v) for k, v in metrics.items()}
-
-
 def _fingerprint(cfg: Mapping[str, Any], *parts: Any) -> str:
     """A hash of what a fold's training depends on, to refuse resuming someone else's checkpoint."""
     settings = {k: v for k, v in cfg.items() if k != "name"}
@@ -529,7 +521,7 @@ def train_atft(
                 "snapshot_phases": [snap["phase"] for snap in snapshots],
                 "epochs_run": trainer.epoch,
                 "samples_per_s": float(np.nanmean(trainer.samples_per_s)) if trainer.samples_per_s else None,
-                "history": [{k: _json_float(v) for k, v in e.items()} for e in trainer.history],
+                "history": [json_clean(e) for e in trainer.history],
             }
             if fold_dir is not None:
                 atomic_write(fold_dir / "snapshots.pt", lambda tmp, s=snapshots, n=normalizer: torch.save(
@@ -545,13 +537,7 @@ def train_atft(
         if result.get("samples_per_s") is not None:
             samples_per_s.append(result["samples_per_s"])
         fold_info.append({
-            "fold": fold.index,
-            "train_start": fold.train_dates[0].isoformat(),
-            "fit_end": fit_dates[-1].isoformat(),
-            "valid_start": valid_dates[0].isoformat(),
-            "train_end": fold.train_dates[-1].isoformat(),
-            "test_start": fold.test_dates[0].isoformat(),
-            "test_end": fold.test_dates[-1].isoformat(),
+            **fold_summary(fold, fit_dates, valid_dates),
             "fit_rows": df.filter(pl.col("Date").is_in(pl.Series(fit_dates, dtype=pl.Date).implode())).height,
             "valid_rows": df.filter(pl.col("Date").is_in(pl.Series(valid_dates, dtype=pl.Date).implode())).height,
             "test_rows": out.height,
@@ -561,17 +547,7 @@ def train_atft(
         })
 
     predictions = pl.concat(pred_parts).sort("Code", "Date")
-    per_horizon: dict[str, Any] = {}
-    for h, target in zip(horizons, targets, strict=True):
-        overall = _clean(evaluate_predictions(predictions, f"pred_{h}d", target, h))
-        overall["folds"] = [
-            {"fold": info["fold"], "best_epoch": best_epochs[i][0],
-             **_clean(evaluate_predictions(predictions.filter(pl.col("fold") == info["fold"]), f"pred_{h}d", target, h))}
-            for i, info in enumerate(fold_info)
-        ]
-        per_horizon[f"{h}d"] = overall
-        log.info("h=%dd: rank_ic_mean %.4f, ic_mean %.4f, ls_sharpe %.2f", h,
-                 overall["rank_ic_mean"] or math.nan, overall["ic_mean"] or math.nan, overall["ls_sharpe"] or math.nan)
+    per_horizon = walk_forward_metrics(predictions, horizons, fold_info, lambda h, i: {"best_epoch": best_epochs[i][0]})
     metrics = {
         "model": name,
         "horizons": per_horizon,
