@@ -3,12 +3,18 @@
 DESIGN contract 6: information published before the close of T's session (15:30 JST from
 2024-11-05, 15:00 before) is usable at T; anything published at or after the close is first usable
 at the next business day.
+
+Half-day sessions (J-Quants trading_calendar HolidayDivision "2") close after the morning session,
+at 11:30: callers pass the set of half days (`half_days_from_calendar`) and the as-of functions use
+that close on those dates. The offline XTKS calendar knows no early closes, so without the set every
+business day closes at the full-day time.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
+from collections.abc import Collection
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -20,6 +26,8 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 CLOSE_CHANGE_DATE = dt.date(2024, 11, 5)
 CLOSE_BEFORE = dt.time(15, 0)
 CLOSE_FROM_CHANGE = dt.time(15, 30)
+HALF_DAY_CLOSE = dt.time(11, 30)
+HALF_DAY_DIVISION = "2"
 _FIRST = dt.date(2000, 1, 4)
 
 
@@ -98,17 +106,31 @@ def add_business_days(d: dt.date, n: int) -> dt.date:
     return sessions[idx]
 
 
-def session_close(d: dt.date) -> dt.time:
-    """Close of the TSE cash session on d (JST)."""
+def half_days_from_calendar(calendar: pl.DataFrame | pl.LazyFrame | None) -> frozenset[dt.date]:
+    """The half-day sessions (HolidayDivision "2") of a J-Quants trading_calendar frame."""
+    if calendar is None:
+        return frozenset()
+    lf = calendar.lazy()
+    missing = {"Date", "HolidayDivision"} - set(lf.collect_schema().names())
+    if missing:
+        raise InputError(f"trading calendar: missing column(s) {sorted(missing)}")
+    days = lf.filter(pl.col("HolidayDivision").cast(pl.Utf8) == HALF_DAY_DIVISION).select("Date").collect()
+    return frozenset(days["Date"].to_list())
+
+
+def session_close(d: dt.date, half_days: Collection[dt.date] = ()) -> dt.time:
+    """Close of the TSE cash session on d (JST): 11:30 on a half day, else 15:00 / 15:30."""
+    if d in half_days:
+        return HALF_DAY_CLOSE
     return CLOSE_FROM_CHANGE if d >= CLOSE_CHANGE_DATE else CLOSE_BEFORE
 
 
-def effective_date(published: dt.date, time: dt.time | None) -> dt.date:
+def effective_date(published: dt.date, time: dt.time | None, half_days: Collection[dt.date] = ()) -> dt.date:
     """First business day whose rows may use a record published at (published, time) JST.
 
     A missing time counts as after the close (the conservative side).
     """
-    if is_business_day(published) and time is not None and time < session_close(published):
+    if is_business_day(published) and time is not None and time < session_close(published, half_days):
         return published
     return next_business_day(published)
 
@@ -131,17 +153,24 @@ def with_effective_date(
     date_col: str,
     time_col: str | None,
     out_col: str = "EffectiveDate",
+    half_days: Collection[dt.date] = (),
 ) -> pl.LazyFrame:
     """Vectorized `effective_date`: adds `out_col`, the first business day that may use each row.
 
     `time_col` holds JST times as pl.Time or 'HH:MM[:SS]' strings; a null/empty time counts as after
-    the close. Row order is preserved.
+    the close; `half_days` close at 11:30. Row order is preserved.
     """
     lf = frame.lazy().with_row_index("_row")
     first, last = calendar_bounds()
     sessions = pl.LazyFrame({"_next": pl.Series(business_days(first, last), dtype=pl.Date)})
     d = pl.col(date_col)
-    close = pl.when(d >= pl.lit(CLOSE_CHANGE_DATE)).then(pl.lit(CLOSE_FROM_CHANGE)).otherwise(pl.lit(CLOSE_BEFORE))
+    close = (
+        pl.when(d.is_in(pl.Series(sorted(half_days), dtype=pl.Date)))
+        .then(pl.lit(HALF_DAY_CLOSE))
+        .when(d >= pl.lit(CLOSE_CHANGE_DATE))
+        .then(pl.lit(CLOSE_FROM_CHANGE))
+        .otherwise(pl.lit(CLOSE_BEFORE))
+    )
     if time_col is None:
         t = pl.lit(None, dtype=pl.Time)
     else:

@@ -228,7 +228,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     if dataset is not None and not dataset.is_file():
         raise InputError(f"--dataset {args.dataset}: no such file")
     return train(dataset=dataset, model=args.model, out_dir=Path(args.out) if args.out else None,
-                 overrides=list(args.overrides))
+                 overrides=list(args.overrides), only_folds=args.fold)
 
 
 def cmd_hpo(args: argparse.Namespace) -> dict[str, Any]:
@@ -359,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dataset", default="latest", help="dataset parquet, or `latest` (default)")
     sp.add_argument("--model", default="lightgbm", help="a configs/model/ name: lightgbm, atft_gat_fan, atft_tiny")
     sp.add_argument("--out", default=None, help="model folder (default: <data root>/models/<model>_<dataset>_<time>)")
+    sp.add_argument("--fold", type=int, action="append", default=None,
+                    help="neural models: train only this walk-forward fold into --out (repeatable), e.g. one "
+                         "process or pod per fold; a run without --fold on the same --out then assembles them")
     sp.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.params.num_leaves=63")
 
     sp = add(sub, "hpo", cmd_hpo, "Optuna search over ATFT-GAT-FAN settings on validation slices (never test folds)")

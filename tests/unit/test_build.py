@@ -167,6 +167,33 @@ def test_optional_groups() -> None:
         build_dataset(q, listed, topix, futures_features=fut.rename({"fut_topixf_night_ret": "night"}), start=START, end=END)
 
 
+def test_half_day_in_the_calendar_applies_the_1130_close() -> None:
+    # A 10:00 and a 13:00 disclosure on 2023-08-10: on a full session both are usable that day; with the
+    # J-Quants calendar marking the day a half-day session (HolidayDivision "2", close 11:30) the 13:00
+    # one waits for the next session (08-14, 08-11 being a holiday).
+    q, listed, topix = make_inputs(first=dt.date(2022, 3, 1))
+    stmts = pl.DataFrame(
+        {
+            "DisclosedDate": [dt.date(2023, 8, 10)] * 2, "DisclosedTime": ["10:00:00", "13:00:00"],
+            "LocalCode": ["13000", "13100"], "DisclosureNumber": ["1", "2"], "NetSales": [100.0, 200.0],
+            "OperatingProfit": [9.0, 10.0], "ForecastOperatingProfit": [30.0, 40.0], "EquityToAssetRatio": [0.5, 0.4],
+        }
+    )
+    days = business_days(dt.date(2022, 3, 1), END)
+
+    def valid(division: str) -> list[float]:
+        cal = pl.DataFrame({"Date": days, "HolidayDivision": "1"}).with_columns(
+            pl.when(pl.col("Date") == dt.date(2023, 8, 10)).then(pl.lit(division)).otherwise("HolidayDivision")
+            .alias("HolidayDivision")
+        )
+        df, _ = build_dataset(q, listed, topix, cal, statements=stmts, start=START, end=END)
+        on_day = df.filter(pl.col("Date") == dt.date(2023, 8, 10)).sort("Code")
+        return on_day.filter(pl.col("Code").is_in(["13000", "13100"]))["is_stmt_valid"].to_list()
+
+    assert valid("1") == [1.0, 1.0]
+    assert valid("2") == [1.0, 0.0]
+
+
 def test_bad_inputs_name_the_input() -> None:
     q, listed, topix = make_inputs(first=dt.date(2022, 3, 1))
     with pytest.raises(InputError, match="quotes: missing column.*AdjustmentClose"):

@@ -71,3 +71,42 @@ def test_tokyo_date_of_the_0800_run() -> None:
 def test_outside_the_known_calendar_is_an_error() -> None:
     with pytest.raises(InputError, match="outside the JPX calendar"):
         cal.is_business_day(D(1990, 1, 4))
+
+
+# A half-day session (HolidayDivision "2") closes after the morning session, at 11:30. The offline
+# XTKS calendar has none, so the tests take the half days from a J-Quants-shaped calendar frame.
+HALF = D(2024, 12, 30)
+
+
+def test_half_days_from_a_jquants_calendar() -> None:
+    frame = pl.DataFrame({"Date": [D(2024, 12, 27), HALF, D(2024, 12, 31)], "HolidayDivision": ["1", "2", "0"]})
+    assert cal.half_days_from_calendar(frame) == frozenset({HALF})
+    assert cal.half_days_from_calendar(frame.lazy()) == frozenset({HALF})
+    assert cal.half_days_from_calendar(None) == frozenset()
+    with pytest.raises(InputError, match="HolidayDivision"):
+        cal.half_days_from_calendar(frame.drop("HolidayDivision"))
+
+
+@pytest.mark.parametrize(
+    ("published", "time", "expected"),
+    [
+        (HALF, T(11, 29), HALF),  # before the half-day close
+        (HALF, T(11, 30), D(2025, 1, 6)),  # at the close -> next business day, across the year end
+        (HALF, T(13, 0), D(2025, 1, 6)),  # a full day's afternoon is after a half day's close
+        (D(2024, 12, 27), T(13, 0), D(2024, 12, 27)),  # the day before is a full session
+        (D(2025, 1, 6), T(15, 10), D(2025, 1, 6)),
+    ],
+)
+def test_effective_date_on_half_days(published: dt.date, time: dt.time, expected: dt.date) -> None:
+    assert cal.session_close(HALF, {HALF}) == T(11, 30)
+    assert cal.effective_date(published, time, half_days={HALF}) == expected
+    # Without the half-day set the same record would have counted as known on the day.
+    if published == HALF and time < T(15, 30):
+        assert cal.effective_date(published, time) == HALF
+
+
+def test_vectorized_effective_date_on_half_days_matches_scalar() -> None:
+    rows = [(HALF, "11:29"), (HALF, "11:30:00"), (HALF, "13:00"), (D(2024, 12, 27), "13:00"), (HALF, "")]
+    frame = pl.DataFrame({"d": [r[0] for r in rows], "t": [r[1] for r in rows]})
+    got = cal.with_effective_date(frame, "d", "t", half_days={HALF}).collect()["EffectiveDate"].to_list()
+    assert got == [HALF, D(2025, 1, 6), D(2025, 1, 6), D(2024, 12, 27), D(2025, 1, 6)]

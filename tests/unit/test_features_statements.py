@@ -150,3 +150,18 @@ def test_full_group_as_of_yoy_progress_and_revisions() -> None:
     # Cross-sectional z on 2024-11-05 (ROE 0.08 vs 0.06; sample std): +-1/sqrt(2).
     z = out.filter(pl.col("Date") == dt.date(2024, 11, 5)).sort("Code")["stmt_roe_cs_z"].to_list()
     assert z == pytest.approx([1 / 2**0.5, -1 / 2**0.5])
+
+
+def test_half_day_session_moves_afternoon_disclosures_to_the_next_day() -> None:
+    # Treat Friday 2024-05-10 as a half-day session (close 11:30): 13020's 13:00 disclosure is then
+    # after the close and first usable on Monday 05-13; on a full day it is usable on the 10th.
+    half = {dt.date(2024, 5, 10)}
+    out = add_statement_features(rows(), statements().lazy(), half_days=half).collect()
+    assert feature(out, "13020", "is_stmt_valid")[:4] == [0.0, 0.0, 1.0, 1.0]
+    # The full group: 13010's 13:00 FY statement of 2023-05-12 moves to Monday 05-15 on a half day.
+    rows_ = pl.LazyFrame({"Code": ["13010"] * 3, "Date": [dt.date(2023, 5, d) for d in (11, 12, 15)]})
+    on_full_day = add_statement_features_full(rows_, full_statements().lazy()).collect()
+    on_half_day = add_statement_features_full(rows_, full_statements().lazy(), half_days={dt.date(2023, 5, 12)}).collect()
+    assert on_full_day["is_stmt_valid"].to_list() == [0.0, 1.0, 1.0]
+    assert on_half_day["is_stmt_valid"].to_list() == [0.0, 0.0, 1.0]
+    assert on_half_day["stmt_days_since"].to_list() == [None, None, 0.0]

@@ -243,3 +243,34 @@ def test_out_of_memory_halves_the_days_per_batch(caplog: pytest.LogCaptureFixtur
     trainer.phase_index = 0
     with pytest.raises(GogokuError, match="single trading day"):
         trainer.run()
+
+
+def test_folds_trained_in_parallel_processes_assemble_into_the_same_run(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    path = write_synthetic(tmp_path)
+    out = tmp_path / "parallel"
+    env = {**os.environ, "GOGOKU_TORCH_THREADS": "1", "GOGOKU_DATA_ROOT": str(tmp_path)}
+    cmd = [sys.executable, "-m", "gogoku.cli", "train", "--dataset", str(path), "--model", "atft_tiny", "--out", str(out)]
+    procs = [subprocess.Popen([*cmd, "--fold", str(k), *SMALL], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for k in (0, 1)]
+    for k, proc in enumerate(procs):
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-2000:]
+        assert json.loads(stdout.strip().splitlines()[-1])["folds_trained"] == [k]
+    assert not (out / "metrics.json").exists()  # a fold-only run writes no metrics
+    assembled = train(path, "atft_tiny", out, SMALL)  # loads both folds, trains nothing
+    single = train(path, "atft_tiny", tmp_path / "single", SMALL)
+    a = pl.read_parquet(Path(assembled["predictions"]))
+    b = pl.read_parquet(Path(single["predictions"]))
+    assert a.select("Code", "Date", "fold").equals(b.select("Code", "Date", "fold"))
+    for h in HORIZONS:
+        np.testing.assert_allclose(a[f"pred_{h}d"].to_numpy(), b[f"pred_{h}d"].to_numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(InputError, match="folds are \\[0, 1\\]"):
+        train(path, "atft_tiny", out, SMALL, only_folds=[2])
+    with pytest.raises(InputError, match="needs --out"):
+        train(path, "atft_tiny", None, SMALL, only_folds=[0])
+    with pytest.raises(InputError, match="every fold in one run"):
+        train(path, "lightgbm", out, SMALL[:4], only_folds=[0])

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
+from gogoku.calendar import half_days_from_calendar
 from gogoku.dataset.manifest import latest_dataset, make_manifest, validate_dataset, write_dataset
 from gogoku.dataset.targets import HORIZONS, add_targets, target_columns
 from gogoku.engine import collect_engine
@@ -119,6 +120,10 @@ def build_dataset(
     q = _checked(quotes, "quotes").filter(
         pl.col("Date") >= first_day, pl.col("AdjustmentClose").is_not_null()
     )
+    # Half-day sessions (HolidayDivision "2") close at 11:30 for the as-of rule.
+    half_days = half_days_from_calendar(_checked(calendar, "calendar")) if calendar is not None else frozenset()
+    if half_days:
+        log.info("dataset: %d half-day session(s) in the calendar (as-of close 11:30)", len(half_days))
     if calendar is not None:
         sessions = _checked(calendar, "calendar").filter(
             pl.col("HolidayDivision").cast(pl.Utf8).is_in(CASH_SESSION_DIVISIONS)
@@ -202,10 +207,12 @@ def build_dataset(
         stmts = _checked(statements, "statements")
         if has_full_columns(stmts):
             groups["statements"] = STATEMENT_FULL_FEATURES
-            pieces["statements"] = piece(add_statement_features_full(base.lazy(), stmts), STATEMENT_FULL_FEATURES)
+            pieces["statements"] = piece(
+                add_statement_features_full(base.lazy(), stmts, half_days), STATEMENT_FULL_FEATURES
+            )
         else:
             groups["statements"] = STATEMENT_FEATURES
-            pieces["statements"] = piece(add_statement_features(base.lazy(), stmts), STATEMENT_FEATURES)
+            pieces["statements"] = piece(add_statement_features(base.lazy(), stmts, half_days), STATEMENT_FEATURES)
     else:
         absent["statements"] = "no statements given"
     if with_families:

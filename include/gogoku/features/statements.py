@@ -8,12 +8,16 @@ forecast revisions (forecast-only `EarnForecastRevision` rows update the guidanc
 actuals), days since the last statement / revision, validity flags and a few `_cs_z` columns.
 
 As-of rule (DESIGN contract 6): a disclosure is usable from `gogoku.calendar.with_effective_date`
-(the same business day if disclosed before that day's close, else the next business day); rows
+(the same business day if disclosed before that day's close, 11:30 on half days, else the next
+business day); rows
 take the latest disclosure effective on or before their Date. Each field is the latest non-null
 value disclosed so far, so a forecast-only revision does not blank the last reported actuals.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
 
 import polars as pl
 
@@ -32,10 +36,17 @@ STATEMENT_FEATURES: tuple[str, ...] = (
 )
 
 
-def add_statement_features(lf: pl.LazyFrame, statements: pl.LazyFrame) -> pl.LazyFrame:
-    """Add `STATEMENT_FEATURES` to rows keyed by (Code, Date); rows come back sorted by (Code, Date)."""
+def add_statement_features(
+    lf: pl.LazyFrame, statements: pl.LazyFrame, half_days: Collection[dt.date] = ()
+) -> pl.LazyFrame:
+    """Add `STATEMENT_FEATURES` to rows keyed by (Code, Date); rows come back sorted by (Code, Date).
+
+    `half_days`: half-day sessions (close 11:30) for the as-of rule.
+    """
     stmts = (
-        with_effective_date(statements.select(REQUIRED), "DisclosedDate", "DisclosedTime", out_col="_eff")
+        with_effective_date(
+            statements.select(REQUIRED), "DisclosedDate", "DisclosedTime", out_col="_eff", half_days=half_days
+        )
         .rename({"LocalCode": "Code"})
         .sort("Code", "_eff", "DisclosedDate", "DisclosedTime", "DisclosureNumber")
         .with_columns(pl.col(STATEMENT_FIELDS).cast(pl.Float64).forward_fill().over("Code"))
@@ -98,11 +109,15 @@ def _growth(now: str, before: str) -> pl.Expr:
     return pl.when(b.abs() > 0).then(((pl.col(now) - b) / b.abs()).clip(-GROWTH_CLIP, GROWTH_CLIP))
 
 
-def _statement_tables(statements: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+def _statement_tables(
+    statements: pl.LazyFrame, half_days: Collection[dt.date] = ()
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """(actuals, forecasts): per (Code, _eff) the latest report of each kind effective that day."""
     num = [c for c in FULL_FIELDS if c not in ("TypeOfDocument", "TypeOfCurrentPeriod") and not c.endswith("Date")]
     s = (
-        with_effective_date(statements.select(FULL_REQUIRED), "DisclosedDate", "DisclosedTime", out_col="_eff")
+        with_effective_date(
+            statements.select(FULL_REQUIRED), "DisclosedDate", "DisclosedTime", out_col="_eff", half_days=half_days
+        )
         .rename({"LocalCode": "Code"})
         .with_columns(pl.col(num).cast(pl.Float64))
         .sort("Code", "_eff", "DisclosedDate", "DisclosedTime", "DisclosureNumber")
@@ -167,7 +182,9 @@ def _statement_tables(statements: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFr
     return act, fc
 
 
-def add_statement_features_full(lf: pl.LazyFrame, statements: pl.LazyFrame) -> pl.LazyFrame:
+def add_statement_features_full(
+    lf: pl.LazyFrame, statements: pl.LazyFrame, half_days: Collection[dt.date] = ()
+) -> pl.LazyFrame:
     """Add `STATEMENT_FULL_FEATURES` to rows keyed by (Code, Date); rows come back sorted by (Code, Date).
 
     As of each row's Date: the latest actual report and the latest forecast in force (a forecast-only
@@ -175,7 +192,7 @@ def add_statement_features_full(lf: pl.LazyFrame, statements: pl.LazyFrame) -> p
     actuals with the forecast for the same fiscal year; revisions compare a forecast with the previous
     forecast for the same fiscal year.
     """
-    act, fc = _statement_tables(statements)
+    act, fc = _statement_tables(statements, half_days)
     act_cols = [c for c in STATEMENT_FULL_FEATURES if c.startswith(("stmt_sales_yoy", "stmt_op_yoy", "stmt_np_yoy",
                 "stmt_op_margin", "stmt_np_margin", "stmt_roe", "stmt_roa", "stmt_equity", "stmt_quarter"))
                 and not c.endswith("_cs_z")]

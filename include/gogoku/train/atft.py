@@ -465,13 +465,18 @@ def train_atft(
     valid_embargo: int = 20,
     model_dir: Path | None = None,
     on_epoch_end: EpochHook | None = None,
+    only_folds: Sequence[int] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Walk-forward train/predict; return (test predictions, metrics) shaped like `train_lightgbm`.
 
     `model_cfg` is the composed `model` config (architecture, graph, loss, training). With
     `model_dir`, checkpoints, TensorBoard logs and each fold's snapshots go there and an
-    interrupted run resumes from them.
+    interrupted run resumes from them. With `only_folds` (and `model_dir`) only those folds are
+    trained and saved, and the result is an empty frame with {"folds_trained": [...]}: a later call
+    without it on the same `model_dir` loads them, so folds can train in parallel processes.
     """
+    if only_folds is not None and model_dir is None:
+        raise InputError("only_folds needs model_dir: the folder a later run assembles the folds from")
     feature_cols = list(feature_cols)
     horizons = [int(h) for h in horizons]
     targets = [f"target_{h}d" for h in horizons]
@@ -488,6 +493,8 @@ def train_atft(
     best_epochs: list[list[int]] = []
     samples_per_s: list[float] = []
     for fold in folds:
+        if only_folds is not None and fold.index not in only_folds:
+            continue
         fit_dates, valid_dates = validation_split(fold.train_dates, valid_fraction, valid_embargo)
         fold_dir = Path(model_dir) / "checkpoints" / f"fold{fold.index}" if model_dir is not None else None
         done_file = fold_dir / "result.json" if fold_dir is not None else None
@@ -546,8 +553,16 @@ def train_atft(
             "snapshot_phases": result["snapshot_phases"],
         })
 
+    if only_folds is not None:
+        return pl.DataFrame(), {
+            "folds_trained": [info["fold"] for info in fold_info], "parameters": n_params,
+            "samples_per_s": float(np.mean(samples_per_s)) if samples_per_s else None,
+            "device": str(resolve_device(settings.device)),
+        }
     predictions = pl.concat(pred_parts).sort("Code", "Date")
-    per_horizon = walk_forward_metrics(predictions, horizons, fold_info, lambda h, i: {"best_epoch": best_epochs[i][0]})
+    # Per fold: point figures only (as the LightGBM baseline); the bootstrap intervals are for the whole test span.
+    per_horizon = walk_forward_metrics(predictions, horizons, fold_info, lambda h, i: {"best_epoch": best_epochs[i][0]},
+                                       bootstrap=None)
     metrics = {
         "model": name,
         "horizons": per_horizon,

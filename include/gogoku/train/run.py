@@ -143,16 +143,30 @@ def train(
     model: str = "lightgbm",
     out_dir: Path | None = None,
     overrides: Sequence[str] = (),
+    only_folds: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Train `model` on `dataset` (a file, a datasets folder, or None = <data_root>/datasets/latest).
 
     Writes into `out_dir` (default <data_root>/models/<model>_<dataset stem>_<UTC timestamp>/):
     the model files, metrics.json, predictions.parquet and the composed config.yaml.
+
+    `only_folds` (neural models): train just those folds into `out_dir` and stop; processes may train
+    different folds of one `out_dir` at the same time, and a run without `only_folds` on that folder
+    then loads every finished fold and writes the metrics.
     """
     settings = Settings.from_env()
     run = prepare(dataset, model, overrides, settings)
     path, summary, cfg, trainer, horizons, features, df, folds = (
         run.path, run.summary, run.cfg, run.trainer, run.horizons, run.features, run.df, run.folds)
+    if only_folds is not None:
+        if trainer != "atft":
+            raise InputError(f"--fold: model {model!r} trains every fold in one run (folds apply to neural models)")
+        if out_dir is None:
+            raise InputError("--fold needs --out: the model folder that a final run without --fold assembles")
+        known = [f.index for f in folds]
+        unknown = sorted(set(only_folds) - set(known))
+        if unknown:
+            raise InputError(f"--fold {unknown}: this run's walk-forward folds are {known}")
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = Path(out_dir) if out_dir is not None else settings.data_root / "models" / f"{model}_{path.stem}_{stamp}"
@@ -173,7 +187,10 @@ def train(
             valid_fraction=float(cfg.validation.fraction),
             valid_embargo=int(cfg.validation.embargo),
             model_dir=out,
+            only_folds=only_folds,
         )
+        if only_folds is not None:
+            return {"model": model, "model_dir": str(out), "dataset": str(path), **metrics}
     else:
         predictions, metrics = _train_lightgbm(df, features, horizons, folds, cfg, out)
     metrics = {"dataset": str(path), "dataset_rows": summary["rows"], **metrics, "features": features}
