@@ -53,3 +53,42 @@ def test_graph_edges_peers_and_timing() -> None:
     # Before the first full window: no graph.
     early = out.filter(pl.col("Date") == DAYS[WINDOW - 1])
     assert early["is_graph_valid"].to_list() == [0.0] * 5 and early["graph_degree"].null_count() == 5
+
+
+def test_peer_graph_metrics_by_hand_and_against_networkx() -> None:
+    import networkx as nx
+
+    from gogoku.features.graph import peer_graph_metrics
+
+    # Triangle 0-1-2, stock 3 hangs on 2, stock 4 has no peer and is nobody's.
+    peers = np.array([[1, 2], [0, 2], [0, 3], [2, -1], [-1, -1]])
+    weights = np.where(peers >= 0, 0.5, 0.0)
+    m = peer_graph_metrics(peers, weights)
+    assert m["comp_size"].tolist() == [4, 4, 4, 4, 1]
+    assert m["clustering"].tolist() == pytest.approx([1, 1, 1 / 3, 0, 0])
+    assert m["core"].tolist() == [2, 2, 2, 1, 0]
+    assert float(m["pagerank"].mean()) == pytest.approx(1.0)
+
+    # A random peer graph of 300 stocks with 4 peers each: the same figures as networkx.
+    rng = np.random.default_rng(3)
+    n, k = 300, 4
+    peers = np.stack([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
+    peers[rng.random((n, k)) < 0.3] = -1  # some stocks have fewer peers
+    weights = np.where(peers >= 0, rng.uniform(0.3, 0.9, (n, k)), 0.0)
+    m = peer_graph_metrics(peers, weights)
+    und, directed = nx.Graph(), nx.DiGraph()
+    und.add_nodes_from(range(n))
+    directed.add_nodes_from(range(n))
+    for i in range(n):
+        for j, w in zip(peers[i], weights[i], strict=True):
+            if j >= 0:
+                und.add_edge(i, int(j))
+                directed.add_edge(i, int(j), weight=float(w))
+    comp = {v: len(c) for c in nx.connected_components(und) for v in c}
+    assert m["comp_size"].tolist() == [comp[i] for i in range(n)]
+    clustering = nx.clustering(und)
+    np.testing.assert_allclose(m["clustering"], [clustering[i] for i in range(n)], rtol=1e-6)
+    core = nx.core_number(und)
+    assert m["core"].tolist() == [core[i] for i in range(n)]
+    pr = nx.pagerank(directed, alpha=0.85, weight="weight", tol=1e-12, max_iter=500)
+    np.testing.assert_allclose(m["pagerank"], [pr[i] * n for i in range(n)], rtol=1e-4)
