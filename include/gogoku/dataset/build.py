@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import resource
+import time
 from collections.abc import Mapping, Sequence
 
 import polars as pl
@@ -62,6 +64,11 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 CASH_SESSION_DIVISIONS = ("1", "2")
 
 Frame = pl.DataFrame | pl.LazyFrame
+
+
+def _peak_rss_gib() -> float:
+    """This process's peak resident set so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def _checked(frame: Frame, name: str) -> pl.LazyFrame:
@@ -142,13 +149,17 @@ def build_dataset(
     in_range = pl.col("Date").is_between(start, end)
     keys = base.select(*KEYS).filter(in_range).lazy()
 
-    def piece(lf: pl.LazyFrame, names: Sequence[str]) -> pl.DataFrame:
-        return (
+    def piece(lf: pl.LazyFrame, names: Sequence[str], group: str) -> pl.DataFrame:
+        t0 = time.perf_counter()
+        out = (
             lf.filter(in_range)
             .select(*KEYS, *[_finite_float32(c) for c in names])
             .sort(*KEYS)
             .collect(engine=engine)
         )
+        log.info("dataset: group %s: %d features in %.1fs (peak RSS so far %.2f GiB)", group, len(names),
+                 time.perf_counter() - t0, _peak_rss_gib())
+        return out
 
     groups: dict[str, tuple[str, ...]] = {"price": PRICE_FEATURES}
     absent: dict[str, str] = {}
@@ -167,7 +178,7 @@ def build_dataset(
     if with_families and graph_step is not None:
         g = graph.graph_features(q.select("Code", "Date", "AdjustmentClose").collect(), step=graph_step)
         pieces["graph"] = piece(keys.join(g.lazy(), on=list(KEYS), how="left", maintain_order="left"),
-                                graph.GRAPH_FEATURES)
+                                graph.GRAPH_FEATURES, "graph")
         del g
     del q, quotes  # the raw quotes are not needed past `base` (freed here unless the caller holds them)
 
@@ -198,7 +209,8 @@ def build_dataset(
         chunks.append(part.filter(in_range).drop([f"_in_{c}" for c in sector_in]))
         del part
     out = _stack(chunks)
-    pieces["sector"] = piece(add_sector_features(_stack(sector_parts).lazy()), SECTOR_FEATURES)
+    log.info("dataset: price, market and stock_market groups done (peak RSS so far %.2f GiB)", _peak_rss_gib())
+    pieces["sector"] = piece(add_sector_features(_stack(sector_parts).lazy()), SECTOR_FEATURES, "sector")
 
     # The groups that need only keys, membership and volume, on every Code at once (their
     # cross-sectional z-scores are per Date).
@@ -208,11 +220,13 @@ def build_dataset(
         if has_full_columns(stmts):
             groups["statements"] = STATEMENT_FULL_FEATURES
             pieces["statements"] = piece(
-                add_statement_features_full(base.lazy(), stmts, half_days), STATEMENT_FULL_FEATURES
+                add_statement_features_full(base.lazy(), stmts, half_days), STATEMENT_FULL_FEATURES, "statements"
             )
         else:
             groups["statements"] = STATEMENT_FEATURES
-            pieces["statements"] = piece(add_statement_features(base.lazy(), stmts, half_days), STATEMENT_FEATURES)
+            pieces["statements"] = piece(
+                add_statement_features(base.lazy(), stmts, half_days), STATEMENT_FEATURES, "statements"
+            )
     else:
         absent["statements"] = "no statements given"
     if with_families:
@@ -220,7 +234,7 @@ def build_dataset(
         found, fam_absent = family_adders(sources or {}, plan=plan, listed=_checked(listed, "listed"), since=first_day)
         for group, names, add in found:
             groups[group] = names
-            pieces[group] = piece(add(base.lazy()), names)
+            pieces[group] = piece(add(base.lazy()), names, group)
         if graph_step is None:
             fam_absent["graph"] = "correlation graph disabled"
         else:
@@ -236,7 +250,7 @@ def build_dataset(
         if "Date" not in fut.collect_schema() or bad or not fut_cols:
             raise InputError(f"futures features: expected Date and fut_* columns, got unexpected {bad or 'none'}")
         groups["futures"] = fut_cols
-        pieces["futures"] = piece(keys.join(fut, on="Date", how="left", maintain_order="left"), fut_cols)
+        pieces["futures"] = piece(keys.join(fut, on="Date", how="left", maintain_order="left"), fut_cols, "futures")
     else:
         absent["futures"] = (
             "no futures features given (--futures-features)" if plan == "premium" else f"futures need the premium plan (plan {plan})"
