@@ -1,13 +1,18 @@
 """gogoku_training: train a model on a built dataset and log its walk-forward metrics.
 
-- `prepare_training`: checks the params and turns them into the `gogoku train` argv and the pod
-  profile (gpu for the neural models, cpu otherwise; the local runner ignores it).
-- `train`: `gogoku train --dataset <path|latest> --model <model> [hydra overrides...]`; its result
-  (model folder, metrics file, headline metrics per horizon) is an XCom.
+- `prepare_training`: checks the params and turns them into the `gogoku train` argv, one argv per
+  walk-forward fold for the fold tasks, and the pod profile (gpu for atft_gat_fan, cpu otherwise;
+  the local runner ignores it). The model folder is `<data root>/models/<model>_<run id>`.
+- `fold_commands`, `train_fold` (neural models with `fold_parallel`; mapped, one task / pod per fold):
+  `gogoku train ... --run-name <folder> --fold k`; skipped for LightGBM.
+- `train`: `gogoku train --dataset <path|latest> --model <model> --run-name <folder> [overrides...]`:
+  trains every fold (or, after the fold tasks, loads their folds) and writes the metrics; its result
+  (model folder, metrics file, headline metrics per horizon) is an XCom. A retry resumes from the
+  checkpoints in the folder.
 - `report`: logs the headline metrics as a table.
 
 Params: `dataset` (a dataset parquet; empty = the latest one built under the data root), `model`,
-`overrides` (Hydra overrides, e.g. ["model.params.num_leaves=63"]).
+`overrides` (Hydra overrides, e.g. ["model.params.num_leaves=63"]), `fold_parallel`.
 Runs on demand (schedule None): training is the expensive step, and a new dataset is not always
 worth a model. To retrain after every validated dataset, schedule it on the asset instead:
 `schedule=[gogoku_airflow.assets.DATASETS]`.
@@ -40,22 +45,35 @@ log = logging.getLogger("airflow.task")
         "model": Param(MODELS[0], type="string", enum=list(MODELS), description="Model to train."),
         "overrides": Param([], type="array", items={"type": "string"},
                            description="Hydra overrides, one per item, e.g. model.params.num_leaves=63."),
+        "fold_parallel": Param(True, type="boolean",
+                               description="Neural models: train each walk-forward fold in its own task (pod)."),
     },
     doc_md=__doc__,
 )
 def gogoku_training() -> None:
     @task(multiple_outputs=True)
     def prepare_training(**context: Any) -> dict[str, Any]:
-        from gogoku_airflow.params import GPU_MODELS, check_choice, validate_overrides
+        from gogoku_airflow.params import (
+            GPU_MODELS,
+            NEURAL_MODELS,
+            check_choice,
+            n_splits_from_overrides,
+            run_name,
+            validate_overrides,
+        )
 
         params = context["params"]
         model = check_choice("model", params.get("model"), MODELS)
         overrides = validate_overrides(params.get("overrides") or [])
         dataset = str(params.get("dataset") or "").strip() or "latest"
-        return {
-            "argv": ["train", "--dataset", dataset, "--model", model, *overrides],
-            "profile": "gpu" if model in GPU_MODELS else "cpu",
-        }
+        argv = ["train", "--dataset", dataset, "--model", model, "--run-name", run_name(model, context["run_id"])]
+        folds = n_splits_from_overrides(overrides) if model in NEURAL_MODELS and params.get("fold_parallel") else 0
+        return {"argv": [*argv, *overrides], "folds": folds, "profile": "gpu" if model in GPU_MODELS else "cpu"}
+
+    @task
+    def fold_commands(argv: list[str], folds: int) -> list[list[str]]:
+        """One `gogoku train ... --fold k` per fold (none: the mapped fold task is skipped)."""
+        return [[*argv, "--fold", str(k)] for k in range(folds)]
 
     @task
     def report(result: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +84,10 @@ def gogoku_training() -> None:
         return result["headline"]
 
     prepared = prepare_training()
-    train = gogoku_task("train", prepared["argv"], profile=prepared["profile"])
+    commands = fold_commands(prepared["argv"], prepared["folds"])
+    folds = gogoku_task("train_fold", commands, profile=prepared["profile"], map_argv=True)
+    train = gogoku_task("train", prepared["argv"], profile=prepared["profile"], trigger_rule="none_failed")
+    folds >> train
     report(train.output)
 
 

@@ -227,8 +227,15 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     dataset = None if args.dataset in ("", "latest") else Path(args.dataset)
     if dataset is not None and not dataset.is_file():
         raise InputError(f"--dataset {args.dataset}: no such file")
-    return train(dataset=dataset, model=args.model, out_dir=Path(args.out) if args.out else None,
-                 overrides=list(args.overrides), only_folds=args.fold)
+    out = Path(args.out) if args.out else None
+    if args.run_name is not None:
+        if out is not None:
+            raise InputError("give --out or --run-name, not both")
+        name = args.run_name.strip()
+        if not name or name in (".", "..") or "/" in name or "\\" in name:
+            raise InputError(f"--run-name {args.run_name!r}: expected a folder name without slashes")
+        out = _settings(args).data_root / "models" / name
+    return train(dataset=dataset, model=args.model, out_dir=out, overrides=list(args.overrides), only_folds=args.fold)
 
 
 def cmd_hpo(args: argparse.Namespace) -> dict[str, Any]:
@@ -359,9 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dataset", default="latest", help="dataset parquet, or `latest` (default)")
     sp.add_argument("--model", default="lightgbm", help="a configs/model/ name: lightgbm, atft_gat_fan, atft_tiny")
     sp.add_argument("--out", default=None, help="model folder (default: <data root>/models/<model>_<dataset>_<time>)")
+    sp.add_argument("--run-name", default=None,
+                    help="model folder <data root>/models/<NAME> (instead of --out), e.g. shared by fold tasks")
     sp.add_argument("--fold", type=int, action="append", default=None,
-                    help="neural models: train only this walk-forward fold into --out (repeatable), e.g. one "
-                         "process or pod per fold; a run without --fold on the same --out then assembles them")
+                    help="neural models: train only this walk-forward fold into --out/--run-name (repeatable), "
+                         "e.g. one process or pod per fold; a run without --fold on that folder then assembles them")
     sp.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.params.num_leaves=63")
 
     sp = add(sub, "hpo", cmd_hpo, "Optuna search over ATFT-GAT-FAN settings on validation slices (never test folds)")

@@ -24,11 +24,11 @@ class GogokuGKEPodOperator(GogokuPodMixin, GKEStartPodOperator):
         self.profile = profile
 
 
-def gke_pod_operator(**kwargs: Any) -> GogokuGKEPodOperator:
-    return GogokuGKEPodOperator(
-        project_id="{{ var.value.gogoku_gke_project }}",
-        location="{{ var.value.gogoku_gke_location }}",
-        cluster_name="{{ var.value.gogoku_gke_cluster }}",
-        gcp_conn_id="{{ var.value.get('gogoku_gcp_conn_id', 'google_cloud_default') }}",
-        **kwargs,
-    )
+# The cluster and credentials, read from Variables when the task runs.
+GKE_CLUSTER: dict[str, str] = {
+    "project_id": "{{ var.value.gogoku_gke_project }}",
+    "location": "{{ var.value.gogoku_gke_location }}",
+    "cluster_name": "{{ var.value.gogoku_gke_cluster }}",
+    "gcp_conn_id": "{{ var.value.get('gogoku_gcp_conn_id', 'google_cloud_default') }}",
+}
+

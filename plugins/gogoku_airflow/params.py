@@ -9,6 +9,7 @@ AirflowFailException, so that the task fails without retrying.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,9 +19,14 @@ from airflow.sdk.exceptions import AirflowFailException
 from gogoku_airflow.plans import DEFAULT_PLAN_TIER, PLAN_TIERS
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
-# Models `gogoku train --model` accepts; the neural ones get the GPU pod profile.
-MODELS = ("lightgbm",)
-GPU_MODELS: frozenset[str] = frozenset()
+# Models `gogoku train --model` accepts (configs/model/); the production network gets the GPU pod
+# profile; the neural ones can train one task per walk-forward fold.
+MODELS = ("lightgbm", "atft_gat_fan", "atft_tiny")
+GPU_MODELS: frozenset[str] = frozenset({"atft_gat_fan"})
+NEURAL_MODELS: frozenset[str] = frozenset({"atft_gat_fan", "atft_tiny"})
+# configs/train/config.yaml splits.n_splits: the fold tasks mapped when the overrides do not set it (a
+# fold the run lacks fails naming the run's folds; a fold without a task is trained by the assembly).
+DEFAULT_N_SPLITS = 5
 
 
 class InvalidParam(AirflowFailException):
@@ -73,3 +79,23 @@ def validate_overrides(value: Any) -> list[str]:
     if bad := [v for v in overrides if v.startswith("-")]:
         raise InvalidParam(f"param 'overrides' item '{bad[0]}' starts with '-': give key=value, +key=value or ~key")
     return overrides
+
+
+def n_splits_from_overrides(overrides: list[str]) -> int:
+    """The walk-forward fold count a `gogoku train` run with these Hydra overrides will use."""
+    for item in reversed(overrides):
+        key, _, value = item.partition("=")
+        if key.strip().lstrip("+") == "splits.n_splits":
+            try:
+                n = int(value)
+            except ValueError:
+                raise InvalidParam(f"param 'overrides': splits.n_splits={value!r} is not an integer") from None
+            if n < 1:
+                raise InvalidParam(f"param 'overrides': splits.n_splits={n} must be at least 1")
+            return n
+    return DEFAULT_N_SPLITS
+
+
+def run_name(model: str, run_id: str) -> str:
+    """A model folder name for a DAG run: `<model>_<run id>` with only [A-Za-z0-9._-]."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}_{run_id}").strip("._") or model

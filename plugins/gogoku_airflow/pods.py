@@ -93,6 +93,15 @@ class GogokuPodMixin:
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        self._finalize()
+
+    def execute(self, context: Any) -> Any:
+        # Again here: a mapped task's instance is rendered by the MappedOperator, which bypasses the
+        # hook above (both steps are idempotent).
+        self._finalize()
+        return super().execute(context)  # type: ignore[misc]
+
+    def _finalize(self) -> None:
         self.arguments = finalize_argv(self.arguments)
         self._apply_pod_config(load_pod_config())
 
@@ -131,12 +140,13 @@ class GogokuPodOperator(GogokuPodMixin, KubernetesPodOperator):
         self.profile = profile
 
 
-def pod_operator(runner: str, *, task_id: str, argv: Any, plan_tier: str | None, profile: str, **kwargs: Any):
-    """A pod operator running `gogoku <argv>`; `runner` is `kubernetes` or `gke`."""
+def pod_operator(runner: str, *, task_id: str, argv: Any, plan_tier: str | None, profile: str,
+                 map_argv: bool = False, **kwargs: Any):
+    """A pod operator running `gogoku <argv>`; `runner` is `kubernetes` or `gke`. With `map_argv`,
+    `argv` is a list of argv lists (an XCom) and the task is mapped: one pod per argv."""
     common: dict[str, Any] = {
         "task_id": task_id,
         "cmds": [CLI],
-        "arguments": argv,
         "plan_tier": plan_tier,
         "profile": profile,
         "do_xcom_push": True,
@@ -145,7 +155,11 @@ def pod_operator(runner: str, *, task_id: str, argv: Any, plan_tier: str | None,
         **kwargs,
     }
     if runner == "kubernetes":
-        return GogokuPodOperator(**common)
-    from gogoku_airflow.gke import gke_pod_operator
+        operator, extra = GogokuPodOperator, {}
+    else:
+        from gogoku_airflow.gke import GKE_CLUSTER, GogokuGKEPodOperator
 
-    return gke_pod_operator(**common)
+        operator, extra = GogokuGKEPodOperator, GKE_CLUSTER
+    if map_argv:
+        return operator.partial(**extra, **common).expand(arguments=argv)
+    return operator(**extra, **common, arguments=argv)

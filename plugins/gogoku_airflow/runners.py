@@ -43,17 +43,24 @@ def gogoku_task(
     *,
     plan_tier: str = PLAN_TIER_FROM_VARIABLE,
     profile: str = "cpu",
+    map_argv: bool = False,
     **kwargs: Any,
-) -> BaseOperator:
-    """A task running `gogoku <argv>` with the selected runner; kwargs go to the operator."""
+) -> Any:
+    """A task running `gogoku <argv>` with the selected runner; kwargs go to the operator.
+
+    With `map_argv=True`, `argv` is a list of argv lists (an XCom) and the task is mapped over it:
+    one task instance (one pod) per command; an empty list skips the task."""
     runner = selected_runner()
     if runner == "local":
         from gogoku_airflow.local import GogokuCliOperator
 
+        if map_argv:
+            return GogokuCliOperator.partial(task_id=task_id, plan_tier=plan_tier, **kwargs).expand(argv=argv)
         return GogokuCliOperator(task_id=task_id, argv=argv, plan_tier=plan_tier, **kwargs)
     from gogoku_airflow.pods import pod_operator
 
-    return pod_operator(runner, task_id=task_id, argv=argv, plan_tier=plan_tier, profile=profile, **kwargs)
+    return pod_operator(runner, task_id=task_id, argv=argv, plan_tier=plan_tier, profile=profile,
+                        map_argv=map_argv, **kwargs)
 
 
 def cache_refresh_task(task_id: str, source: str, start: str, end: str, **kwargs: Any) -> BaseOperator:

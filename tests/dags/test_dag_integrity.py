@@ -70,10 +70,14 @@ def test_dataset_graph(dagbag) -> None:
 
 def test_training_graph(dagbag) -> None:
     dag = dagbag.dags["gogoku_training"]
-    assert dag.get_task("prepare_training").downstream_task_ids == {"train"}
+    assert dag.get_task("prepare_training").downstream_task_ids == {"fold_commands", "train"}
+    assert dag.get_task("fold_commands").downstream_task_ids == {"train_fold"}
+    assert dag.get_task("train_fold").downstream_task_ids == {"train"}
+    assert dag.get_task("train").trigger_rule == "none_failed"  # runs after skipped fold tasks (LightGBM)
     assert dag.get_task("train").downstream_task_ids == {"report"}
     assert dag.schedule is None
-    assert dag.params.get_param("model").schema["enum"] == ["lightgbm"]
+    assert dag.params.get_param("model").schema["enum"] == ["lightgbm", "atft_gat_fan", "atft_tiny"]
+    assert dag.params.get_param("fold_parallel").value is True
 
 
 @pytest.mark.parametrize(
@@ -94,6 +98,8 @@ def test_runner_variable_picks_the_operator(monkeypatch: pytest.MonkeyPatch, run
     for dag_id, task_ids in cli_tasks.items():
         for task_id in task_ids:
             assert type(bag.dags[dag_id].get_task(task_id)).__name__ == operator, (dag_id, task_id)
+    folds = bag.dags["gogoku_training"].get_task("train_fold")  # mapped: one instance per fold
+    assert type(folds).__name__ == "MappedOperator" and folds.operator_class.__name__ == operator
 
 
 def test_unknown_runner_is_an_import_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -42,6 +42,8 @@ class Run:
         run = dag.test(**kwargs)
         self.state = str(run.state)
         self.states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        # Mapped tasks: (task_id, map_index) -> state.
+        self.mapped = {(ti.task_id, ti.map_index): str(ti.state) for ti in run.get_task_instances() if ti.map_index >= 0}
         with create_session() as session:
             rows = session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=dag_id, key="return_value"))
             self.results = {x.task_id: XComModel.deserialize_value(x) for x in rows}
@@ -188,6 +190,7 @@ def test_training_on_the_built_dataset(standard_dataset: Run, capfd: pytest.Capt
                  "model.params.min_data_in_leaf=20"]
     run = Run("gogoku_training", conf={"dataset": dataset, "model": "lightgbm", "overrides": overrides})
     assert run.state == SUCCESS, run.states
+    assert run.states["train_fold"] == SKIPPED and not run.mapped  # LightGBM trains every fold in `train`
     result = run.results["train"]
     assert result["dataset"] == dataset and result["n_folds"] == 2
     assert Path(result["metrics"]).is_file() and Path(result["predictions"]).is_file()
@@ -195,3 +198,24 @@ def test_training_on_the_built_dataset(standard_dataset: Run, capfd: pytest.Capt
     assert run.results["report"] == result["headline"]
     assert set(result["headline"]) == {"1d", "5d"}
     assert "rank_ic_mean" in capfd.readouterr().out  # the table in the report task's log
+
+
+def test_training_atft_one_task_per_fold_then_assembly(standard_dataset: Run) -> None:
+    dataset = standard_dataset.results["build_dataset"]["path"]
+    overrides = ["horizons=[1,5]", "splits.n_splits=2", "splits.min_train=40", "splits.min_test=20",
+                 "splits.embargo=5", "validation.embargo=5", "model.training.seq_len=5", "model.graph.lookback=20",
+                 "model.graph.min_obs=10",
+                 "model.training.phases=[{name:baseline,epochs:1,adaptive_norm:false,gat:false},"
+                 "{name:gat,epochs:1,adaptive_norm:true,gat:true}]"]
+    run = Run("gogoku_training", conf={"dataset": dataset, "model": "atft_tiny", "overrides": overrides})
+    assert run.state == SUCCESS, run.states
+    assert run.mapped == {("train_fold", 0): SUCCESS, ("train_fold", 1): SUCCESS}
+    result = run.results["train"]
+    model_dir = Path(result["model_dir"])
+    assert model_dir.name.startswith("atft_tiny_manual") and result["n_folds"] == 2
+    metrics = json.loads(Path(result["metrics"]).read_text())
+    # The fold tasks trained both folds (2 epochs each); the assembly only loaded them.
+    assert [f["epochs_run"] for f in metrics["folds"]] == [2, 2]
+    for k in (0, 1):
+        assert (model_dir / "checkpoints" / f"fold{k}" / "result.json").is_file()
+    assert set(result["headline"]) == {"1d", "5d"}

@@ -89,7 +89,7 @@ def service_account_key(token_uri: str) -> dict[str, str]:
 
 
 def run_probe(runner: str, monkeypatch: pytest.MonkeyPatch, out: Path) -> dict[str, dict[str, Any]]:
-    """{task_id: captured manifest} of the probe's two pod tasks."""
+    """{task_id[.map index]: captured manifest} of the probe's pod tasks."""
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_RUNNER", runner)
@@ -97,9 +97,12 @@ def run_probe(runner: str, monkeypatch: pytest.MonkeyPatch, out: Path) -> dict[s
     run = dag.test()
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert str(run.state) == "success", states
-    assert states == {"build_dataset": "success", "validate_dataset": "skipped",
-                      "prepare_training": "success", "train": "skipped"}
-    return {task_id: json.loads((out / f"{task_id}.json").read_text()) for task_id in ("validate_dataset", "train")}
+    expected = {"build_dataset": "success", "validate_dataset": "skipped", "prepare_training": "success",
+                "train": "skipped"}
+    if runner == "kubernetes":
+        expected |= {"fold_commands": "success", "train_fold": "skipped"}
+    assert states == expected
+    return {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
 
 
 def base_container(pod: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +144,14 @@ def assert_pods(captured: dict[str, dict[str, Any]]) -> None:
 
 @pytest.mark.usefixtures("airflow_db")
 def test_kubernetes_pod_spec(monkeypatch: pytest.MonkeyPatch, pod_env: Path) -> None:
-    assert_pods(run_probe("kubernetes", monkeypatch, pod_env))
+    captured = run_probe("kubernetes", monkeypatch, pod_env)
+    assert_pods(captured)
+    # The mapped fold task: one pod per argv of the upstream list, with the XCom profile.
+    assert sorted(captured) == ["train", "train_fold.0", "train_fold.1", "validate_dataset"]
+    for k in (0, 1):
+        base = base_container(captured[f"train_fold.{k}"]["pod"])
+        assert base["args"] == ["train", "--model", "atft_gat_fan", "--run-name", "r1", "--fold", str(k)]
+        assert "nvidia.com/gpu" not in base["resources"]["limits"]
 
 
 @pytest.mark.usefixtures("airflow_db")

@@ -162,7 +162,7 @@ def train(
         if trainer != "atft":
             raise InputError(f"--fold: model {model!r} trains every fold in one run (folds apply to neural models)")
         if out_dir is None:
-            raise InputError("--fold needs --out: the model folder that a final run without --fold assembles")
+            raise InputError("--fold needs --out (or --run-name): the model folder that a run without --fold assembles")
         known = [f.index for f in folds]
         unknown = sorted(set(only_folds) - set(known))
         if unknown:

@@ -2,10 +2,11 @@
 
 `build_dataset` pushes a dataset path as an XCom; `validate_dataset` is the runner factory's pod
 task pulling it in a Jinja template, on the GPU profile. `train` takes its whole argv and its
-profile from an upstream task's XComs, as gogoku_training does. The KubernetesPodOperator callback
-records the pod manifest each operator built (templates rendered by the real task runner) in
-$GOGOKU_PROBE_OUT/<task_id>.json, then stops the task (skipped) before it would create the pod:
-there is no cluster in the tests.
+profile from an upstream task's XComs, as gogoku_training does, and `train_fold` is mapped over
+an upstream task's list of argvs (one pod per fold; kubernetes runner only). The
+KubernetesPodOperator callback records the pod manifest each operator built (templates rendered by
+the real task runner) in $GOGOKU_PROBE_OUT/<task_id>[.<map index>].json, then stops the task
+(skipped) before it would create the pod: there is no cluster in the tests.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ class CaptureManifest(KubernetesPodOperatorCallback):
             "operator": {f: getattr(operator, f) for f in GKE_FIELDS if hasattr(operator, f)},
             "on_finish_action": operator.on_finish_action.value,
         }
-        (Path(os.environ["GOGOKU_PROBE_OUT"]) / f"{operator.task_id}.json").write_text(json.dumps(captured))
+        index = kwargs["context"]["ti"].map_index if kwargs.get("context") else -1
+        name = operator.task_id if index is None or index < 0 else f"{operator.task_id}.{index}"
+        (Path(os.environ["GOGOKU_PROBE_OUT"]) / f"{name}.json").write_text(json.dumps(captured))
         raise AirflowSkipException("pod manifest captured; no cluster to create it on")
 
 
@@ -60,7 +63,17 @@ def gogoku_pod_probe() -> None:
         return {"argv": ["train", "--dataset", "latest", "--model", "lightgbm", "splits.n_splits=3"], "profile": "cpu"}
 
     prepared = prepare_training()
-    train = gogoku_task("train", prepared["argv"], profile=prepared["profile"], callbacks=[CaptureManifest], retries=0)
+    train = gogoku_task("train", prepared["argv"], profile=prepared["profile"], callbacks=[CaptureManifest], retries=0,
+                        trigger_rule="none_failed")  # as gogoku_training: runs after skipped fold tasks
+
+    if not os.environ.get("GOGOKU_PROBE_GKE_CLUSTER"):
+        @task
+        def fold_commands() -> list[list[str]]:
+            return [["train", "--model", "atft_gat_fan", "--run-name", "r1", "--fold", str(k)] for k in range(2)]
+
+        folds = gogoku_task("train_fold", fold_commands(), profile=prepared["profile"], map_argv=True,
+                            callbacks=[CaptureManifest], retries=0)
+        folds >> train
 
     if cluster := os.environ.get("GOGOKU_PROBE_GKE_CLUSTER"):
         for op in (validate, train):
