@@ -43,6 +43,17 @@ def test_graph_edges_peers_and_timing() -> None:
     assert last["graph_wdegree"][1] == pytest.approx(rho, abs=1e-5)
     assert last["peer_count"].to_list() == [1.0, 1.0, 0.0, 0.0, 0.0]
     assert last["peer_ret_1d"][2] is None  # no peers
+    # The peer graph: one component {A, B} of the five stocks, no triangles, A and B in the 1-core.
+    assert last["graph_comp_share"].to_list() == pytest.approx([0.4, 0.4, 0.2, 0.2, 0.2])
+    assert last["graph_clustering"].to_list() == [0.0] * 5
+    assert last["graph_core"].to_list() == [1.0, 1.0, 0.0, 0.0, 0.0]
+    assert sum(last["graph_pagerank"].to_list()) == pytest.approx(5.0, rel=1e-5)
+    # A stock with too few returns in the window (listed 30 sessions late) has no peer-graph metrics,
+    # and the shares count the four others only.
+    late = graph_features(prices().filter((pl.col("Code") != "10050") | (pl.col("Date") >= DAYS[30])), step=5)
+    row = late.filter(pl.col("Date") == DAYS[WINDOW]).sort("Code")
+    assert row["graph_comp_share"].to_list() == pytest.approx([0.5, 0.5, 0.25, 0.25, None])
+    assert row["graph_pagerank"][4] is None and sum(row["graph_pagerank"].to_list()[:4]) == pytest.approx(4.0, rel=1e-5)
     # The graph built at DAYS[60] is held on DAYS[61]; peer returns are read on the row's own date.
     r = returns()
     nxt = out.filter(pl.col("Date") == DAYS[WINDOW + 1]).sort("Code")
@@ -64,7 +75,7 @@ def test_peer_graph_metrics_by_hand_and_against_networkx() -> None:
     peers = np.array([[1, 2], [0, 2], [0, 3], [2, -1], [-1, -1]])
     weights = np.where(peers >= 0, 0.5, 0.0)
     m = peer_graph_metrics(peers, weights)
-    assert m["comp_size"].tolist() == [4, 4, 4, 4, 1]
+    assert m["comp_share"].tolist() == pytest.approx([0.8, 0.8, 0.8, 0.8, 0.2])
     assert m["clustering"].tolist() == pytest.approx([1, 1, 1 / 3, 0, 0])
     assert m["core"].tolist() == [2, 2, 2, 1, 0]
     assert float(m["pagerank"].mean()) == pytest.approx(1.0)
@@ -85,7 +96,7 @@ def test_peer_graph_metrics_by_hand_and_against_networkx() -> None:
                 und.add_edge(i, int(j))
                 directed.add_edge(i, int(j), weight=float(w))
     comp = {v: len(c) for c in nx.connected_components(und) for v in c}
-    assert m["comp_size"].tolist() == [comp[i] for i in range(n)]
+    assert m["comp_share"].tolist() == pytest.approx([comp[i] / n for i in range(n)])
     clustering = nx.clustering(und)
     np.testing.assert_allclose(m["clustering"], [clustering[i] for i in range(n)], rtol=1e-6)
     core = nx.core_number(und)

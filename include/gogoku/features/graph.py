@@ -6,10 +6,11 @@ correlations by one matrix product (a missing return counts as the stock's windo
 joins two stocks whose correlation is at least `THRESHOLD`. Per stock: degree, weighted degree, its
 `MAX_PEERS` most correlated neighbours (peers: the top-k edges), and an eigenvector-like centrality
 (power iterations on the peer graph, scaled to a maximum of 1; 0 for a stock that is nobody's peer).
-On the peer graph (each stock linked to its peers, undirected; scipy sparse): the size of the
-stock's connected component, its clustering coefficient and core number, and PageRank (damping
-0.85 over the directed stock -> peer links weighted by correlation, times the number of stocks so
-that the mean is 1).
+On the peer graph of the stocks with enough returns in the window (each linked to its peers,
+undirected; scipy sparse): the share of those stocks in the stock's connected component, its
+clustering coefficient and core number, and PageRank (damping 0.85 over the directed stock -> peer
+links weighted by correlation, times the number of stocks so that the mean is 1); null for a stock
+without enough returns. Shares and the scaled rank do not drift as the number of listed stocks does.
 
 Graphs are rebuilt every `step` sessions (default 5) and held until the next rebuild (4,000 stocks x
 1,250 sessions: 238 graphs, about 40 s on two shared cores); peer returns are read daily from the
@@ -38,10 +39,10 @@ _BELOW_THRESHOLD = float(np.nextafter(np.float32(THRESHOLD), np.float32(0)))
 
 GRAPH_FEATURES: tuple[str, ...] = (
     "graph_degree", "graph_wdegree", "graph_eigen", "peer_count", "peer_corr_mean", "peer_ret_1d", "peer_ret_5d",
-    "peer_ret_20d", "peer_rel_5d", "graph_comp_size", "graph_clustering", "graph_core", "graph_pagerank",
+    "peer_ret_20d", "peer_rel_5d", "graph_comp_share", "graph_clustering", "graph_core", "graph_pagerank",
     "is_graph_valid",
 )
-PEER_GRAPH_METRICS = ("comp_size", "clustering", "core", "pagerank")
+PEER_GRAPH_METRICS = ("comp_share", "clustering", "core", "pagerank")
 PAGERANK_DAMPING = 0.85
 PAGERANK_ITERATIONS = 50
 
@@ -81,7 +82,7 @@ def _peer_centrality(peers: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def peer_graph_metrics(peers: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
-    """Component size, clustering coefficient, core number and PageRank (mean 1) of each stock on the
+    """Component share, clustering coefficient, core number and PageRank (mean 1) of each stock on the
     peer graph: `peers` (N, k) holds each stock's peers (-1: none), `weights` their correlations."""
     from scipy import sparse
     from scipy.sparse import csgraph
@@ -95,7 +96,7 @@ def peer_graph_metrics(peers: np.ndarray, weights: np.ndarray) -> dict[str, np.n
     und = ((directed + directed.T) > 0).astype(np.float64).tocsr()
     deg = np.asarray(und.sum(1)).ravel()
     _, labels = csgraph.connected_components(und, directed=False)
-    comp_size = np.bincount(labels)[labels].astype(np.float64)
+    comp_share = np.bincount(labels)[labels] / max(n, 1)
     triangles = np.asarray((und @ und).multiply(und).sum(1)).ravel() / 2.0
     clustering = np.where(deg > 1, 2.0 * triangles / np.maximum(deg * (deg - 1), 1.0), 0.0)
     # Core numbers by peeling: at level k remove every stock left with degree <= k, until none is left.
@@ -112,7 +113,7 @@ def peer_graph_metrics(peers: np.ndarray, weights: np.ndarray) -> dict[str, np.n
     for _ in range(PAGERANK_ITERATIONS):
         dangling = rank[out_w == 0].sum()
         rank = (1 - PAGERANK_DAMPING) / n + PAGERANK_DAMPING * (transition.T @ rank + dangling / n)
-    return {"comp_size": comp_size.astype(np.float32), "clustering": clustering.astype(np.float32),
+    return {"comp_share": comp_share.astype(np.float32), "clustering": clustering.astype(np.float32),
             "core": core.astype(np.float32), "pagerank": (rank * n).astype(np.float32)}
 
 
@@ -142,8 +143,16 @@ def _graph(x: np.ndarray) -> dict[str, np.ndarray]:
     cnt = has.sum(1)
     v = _peer_centrality(peers.numpy(), (peer_corr * has).numpy())
     mean_corr = (peer_corr * has).sum(1) / cnt.clamp(min=1)
-    metrics = peer_graph_metrics(torch.where(has, peers, torch.full((), -1, dtype=peers.dtype)).numpy(),
-                                 (peer_corr * has).numpy())
+    # The peer-graph metrics over the stocks with enough returns only (the others have no edges).
+    active = torch.nonzero(enough).ravel().numpy()
+    position = np.full(n, -1, dtype=np.int64)
+    position[active] = np.arange(active.size)
+    sub_peers = np.where(has.numpy(), position[peers.numpy()], -1)[active]
+    sub = peer_graph_metrics(sub_peers, (peer_corr * has).numpy()[active])
+    metrics = {}
+    for key, values in sub.items():
+        metrics[key] = np.full(n, np.nan, dtype=np.float32)
+        metrics[key][active] = values
     return {
         **metrics,
         "degree": degree.astype(np.float32),
