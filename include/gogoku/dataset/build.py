@@ -127,15 +127,15 @@ def build_dataset(
     q = _checked(quotes, "quotes").filter(
         pl.col("Date") >= first_day, pl.col("AdjustmentClose").is_not_null()
     )
-    # Half-day sessions (HolidayDivision "2") close at 11:30 for the as-of rule.
-    half_days = half_days_from_calendar(_checked(calendar, "calendar")) if calendar is not None else frozenset()
-    if half_days:
-        log.info("dataset: %d half-day session(s) in the calendar (as-of close 11:30)", len(half_days))
+    half_days: frozenset[dt.date] = frozenset()
     if calendar is not None:
-        sessions = _checked(calendar, "calendar").filter(
-            pl.col("HolidayDivision").cast(pl.Utf8).is_in(CASH_SESSION_DIVISIONS)
-        )
+        cal = _checked(calendar, "calendar")
+        sessions = cal.filter(pl.col("HolidayDivision").cast(pl.Utf8).is_in(CASH_SESSION_DIVISIONS))
         q = q.join(sessions.select("Date"), on="Date", how="semi")
+        # Half-day sessions (HolidayDivision "2") close at 11:30 for the as-of rule.
+        half_days = half_days_from_calendar(cal)
+        if half_days:
+            log.info("dataset: %d half-day session(s) in the calendar (as-of close 11:30)", len(half_days))
     q = q.with_columns(pl.col("Code").cast(pl.Utf8)).unique(list(KEYS), keep="last").sort(*KEYS)
 
     # Every group is computed on the full history (its windows warm up on the lookback) from a narrow

@@ -63,6 +63,14 @@ def _corr(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return z.T @ z, n
 
 
+def _peer_edges(peers: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(src, dst, weight) of the stock -> peer links: `peers` (N, k), -1 or a zero weight for none."""
+    src = np.repeat(np.arange(peers.shape[0]), peers.shape[1])
+    dst, w = peers.ravel(), weights.ravel().astype(np.float64)
+    keep = (dst >= 0) & (w > 0)
+    return src[keep], dst[keep], w[keep]
+
+
 def _peer_centrality(peers: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Eigenvector-like centrality on the peer graph: power iterations of v <- W^T v, max scaled to 1.
 
@@ -70,9 +78,7 @@ def _peer_centrality(peers: np.ndarray, weights: np.ndarray) -> np.ndarray:
     scores high; O(N k) per iteration with exact, order-independent sums (np.bincount).
     """
     n = peers.shape[0]
-    src = np.repeat(np.arange(n), peers.shape[1])
-    dst, w = peers.ravel(), weights.ravel().astype(np.float64)
-    src, dst, w = src[w > 0], dst[w > 0], w[w > 0]
+    src, dst, w = _peer_edges(peers, weights)
     v = np.ones(n)
     for _ in range(POWER_ITERATIONS):
         v = np.bincount(dst, weights=w * v[src], minlength=n) + 1e-6 * v.mean()
@@ -88,10 +94,7 @@ def peer_graph_metrics(peers: np.ndarray, weights: np.ndarray) -> dict[str, np.n
     from scipy.sparse import csgraph
 
     n = peers.shape[0]
-    src = np.repeat(np.arange(n), peers.shape[1])
-    dst, w = peers.ravel(), weights.ravel().astype(np.float64)
-    keep = (dst >= 0) & (w > 0)
-    src, dst, w = src[keep], dst[keep], w[keep]
+    src, dst, w = _peer_edges(peers, weights)
     directed = sparse.csr_matrix((w, (src, dst)), shape=(n, n))
     und = ((directed + directed.T) > 0).astype(np.float64).tocsr()
     deg = np.asarray(und.sum(1)).ravel()

@@ -9,9 +9,9 @@ actuals), days since the last statement / revision, validity flags and a few `_c
 
 As-of rule (DESIGN contract 6): a disclosure is usable from `gogoku.calendar.with_effective_date`
 (the same business day if disclosed before that day's close, 11:30 on half days, else the next
-business day); rows
-take the latest disclosure effective on or before their Date. Each field is the latest non-null
-value disclosed so far, so a forecast-only revision does not blank the last reported actuals.
+business day); rows take the latest disclosure effective on or before their Date. Each field is the
+latest non-null value disclosed so far, so a forecast-only revision does not blank the last reported
+actuals.
 """
 
 from __future__ import annotations

@@ -553,12 +553,10 @@ def train_atft(
             "snapshot_phases": result["snapshot_phases"],
         })
 
+    speed = {"samples_per_s": float(np.mean(samples_per_s)) if samples_per_s else None,
+             "device": str(resolve_device(settings.device))}
     if only_folds is not None:
-        return pl.DataFrame(), {
-            "folds_trained": [info["fold"] for info in fold_info], "parameters": n_params,
-            "samples_per_s": float(np.mean(samples_per_s)) if samples_per_s else None,
-            "device": str(resolve_device(settings.device)),
-        }
+        return pl.DataFrame(), {"folds_trained": [info["fold"] for info in fold_info], "parameters": n_params, **speed}
     predictions = pl.concat(pred_parts).sort("Code", "Date")
     # Per fold: point figures only (as the LightGBM baseline); the bootstrap intervals are for the whole test span.
     per_horizon = walk_forward_metrics(predictions, horizons, fold_info, lambda h, i: {"best_epoch": best_epochs[i][0]},
@@ -570,7 +568,6 @@ def train_atft(
         "n_features": len(feature_cols),
         "parameters": n_params,
         "phases": [p.__dict__ for p in settings.phases],
-        "samples_per_s": float(np.mean(samples_per_s)) if samples_per_s else None,
-        "device": str(resolve_device(settings.device)),
+        **speed,
     }
     return predictions, metrics

@@ -154,6 +154,8 @@ def train(
     different folds of one `out_dir` at the same time, and a run without `only_folds` on that folder
     then loads every finished fold and writes the metrics.
     """
+    if only_folds is not None and out_dir is None:
+        raise InputError("--fold needs --out (or --run-name): the model folder that a run without --fold assembles")
     settings = Settings.from_env()
     run = prepare(dataset, model, overrides, settings)
     path, summary, cfg, trainer, horizons, features, df, folds = (
@@ -161,8 +163,6 @@ def train(
     if only_folds is not None:
         if trainer != "atft":
             raise InputError(f"--fold: model {model!r} trains every fold in one run (folds apply to neural models)")
-        if out_dir is None:
-            raise InputError("--fold needs --out (or --run-name): the model folder that a run without --fold assembles")
         known = [f.index for f in folds]
         unknown = sorted(set(only_folds) - set(known))
         if unknown:
