@@ -1,41 +1,88 @@
-"""Technical indicators against TA-Lib on real daily bars, per-code isolation, and the as-of rule."""
+"""Every indicator with a TA-Lib counterpart equals TA-Lib on real bars; per-code isolation; as-of rule.
+
+The real series: GOOG daily bars (2004-2013) and EURUSD hourly bars (2017-2018), both shipped by
+`backtesting`. EURUSD's 5-decimal quotes repeat their typical price (H + L + C) / 3, sometimes
+only up to the last bits of the float sum: that is where TA-Lib's tie rules matter.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 import talib
-from backtesting.test import GOOG
+from backtesting.test import EURUSD, GOOG
 
-from gogoku.features.market import MARKET_FEATURES, STOCK_MARKET_FEATURES, add_market_features
+from gogoku.features.market import (
+    MARKET_FEATURES,
+    STOCK_MARKET_FEATURES,
+    add_market_features,
+    market_features,
+)
 from gogoku.features.price import PRICE_FEATURES, price_features
 from gogoku.features.sector import SECTOR_FEATURES, add_sector_features
-from gogoku.features.technical import TECHNICAL_FEATURES, add_seeded_ewm, add_technical_features
+from gogoku.features.technical import (
+    TECHNICAL_FEATURES,
+    add_seeded_ewm,
+    add_technical_features,
+    mfi,
+    stoch_fast_k,
+)
 
 WARM_UP = 250
 REL = 1e-6
+SERIES = {"GOOG": GOOG, "EURUSD": EURUSD}
+
+# Values that cross zero are compared relative to max(|TA-Lib|, floor), the floor in their own unit:
+# 1e-6 of the close for indicators in price units (the MACD histogram), 1e-6 on the 0-100 scales, and
+# 1e-8 for ratios and returns (a gap of two order-1 ratios, as SMA20 / SMA60 - 1, carries ~1e-15 of
+# rounding from the moving sums on either side, so a gap of 1e-15 has no relative precision).
+PRICE_UNITS = {*[f"sma_{n}" for n in (5, 10, 20, 60, 120)], *[f"ema_{n}" for n in (5, 10, 20, 60, 200)],
+               "atr_14", "macd", "macd_signal", "macd_hist"}
+PERCENT_UNITS = {"rsi_2", "rsi_14", "natr_14", "adx_14", "plus_di_14", "minus_di_14", "stoch_k", "stoch_d",
+                 "mfi_14", "mkt_natr_14", "mkt_rsi_14", "mkt_adx_14"}
 
 
-def bars(frame, code: str) -> pl.DataFrame:
+def bars(frame: pd.DataFrame, code: str) -> pl.DataFrame:
     """A pandas OHLCV frame (DatetimeIndex) as adjusted quote rows of one code."""
+    c, v = frame["Close"].to_numpy(float), frame["Volume"].to_numpy(float)
     return pl.DataFrame(
         {
             "Code": code,
-            "Date": [d.date() for d in frame.index],
+            # The bar's timestamp: EURUSD has 24 bars a day.
+            "Date": pl.Series(frame.index.to_numpy()),
             "AdjustmentOpen": frame["Open"].to_numpy(float),
             "AdjustmentHigh": frame["High"].to_numpy(float),
             "AdjustmentLow": frame["Low"].to_numpy(float),
-            "AdjustmentClose": frame["Close"].to_numpy(float),
-            "AdjustmentVolume": frame["Volume"].to_numpy(float),
+            "AdjustmentClose": c,
+            "AdjustmentVolume": v,
+            "TurnoverValue": v * c,
+            "UpperLimit": "0",
+            "LowerLimit": "0",
         }
     )
 
 
+def as_topix(q: pl.DataFrame) -> pl.DataFrame:
+    return q.select("Date", *[pl.col(f"Adjustment{k}").alias(k) for k in ("High", "Low", "Close")])
+
+
+def lag(x: np.ndarray, k: int) -> np.ndarray:
+    return np.r_[np.full(k, np.nan), x[:-k]]
+
+
+def sample_vol(r: np.ndarray, n: int) -> np.ndarray:
+    """Annualized SAMPLE std (ddof 1) of n returns, by design; TA-Lib's STDDEV is the population one."""
+    return talib.STDDEV(r, n, 1.0) * math.sqrt(n / (n - 1)) * math.sqrt(252)
+
+
 def talib_reference(q: pl.DataFrame) -> dict[str, np.ndarray]:
-    o, h, lo, c, v = (q[f"Adjustment{k}"].to_numpy() for k in ("Open", "High", "Low", "Close", "Volume"))
+    """`TECHNICAL_FEATURES` as TA-Lib computes them."""
+    h, lo, c, v = (q[f"Adjustment{k}"].to_numpy() for k in ("High", "Low", "Close", "Volume"))
     macd, signal, hist = talib.MACD(c, 12, 26, 9)
     upper, middle, lower = talib.BBANDS(c, 20, 2.0, 2.0)
     fast_k, fast_d = talib.STOCHF(h, lo, c, 14, 3)
@@ -62,29 +109,123 @@ def talib_reference(q: pl.DataFrame) -> dict[str, np.ndarray]:
     return ref
 
 
-def assert_matches_talib(ours: pl.DataFrame, q: pl.DataFrame) -> None:
-    """Every indicator, as the Float32 the dataset stores, equals TA-Lib after the warm-up."""
-    ref = talib_reference(q)
+def talib_price_reference(q: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The price features that are TA-Lib indicators under another name (ROCP, MAX/MIN, STDDEV, ratios
+    of SMA/EMA/MACD, STOCHF over 252 bars and over 1 bar)."""
+    h, lo, c, v = (q[f"Adjustment{k}"].to_numpy() for k in ("High", "Low", "Close", "Volume"))
+    r1 = talib.ROCP(c, 1)
+    sma = {n: talib.SMA(c, n) for n in (5, 10, 20, 60, 120)}
+    ema = {n: talib.EMA(c, n) for n in (5, 10, 20, 60, 200)}
+    macd, _, hist = talib.MACD(c, 12, 26, 9)
+    return {
+        **{f"returns_{k}d": talib.ROCP(c, k) for k in (1, 5, 10, 20, 60, 120)},
+        "log_returns_1d": talib.LN(talib.ROCR(c, 1)),
+        # 12-1 and 6-1 momentum: the return from 252 (126) to 21 sessions ago.
+        "mom_12_1": lag(talib.ROCP(c, 252 - 21), 21),
+        "mom_6_1": lag(talib.ROCP(c, 126 - 21), 21),
+        "ret_max_20": talib.MAX(r1, 20),
+        "ret_min_20": talib.MIN(r1, 20),
+        **{f"volatility_{n}d": sample_vol(r1, n) for n in (5, 10, 20, 60)},
+        **{f"price_to_sma{n}": c / x for n, x in sma.items()},
+        **{f"price_to_ema{n}": c / x for n, x in ema.items()},
+        "ma_gap_5_20": sma[5] / sma[20] - 1.0,
+        "ma_gap_20_60": sma[20] / sma[60] - 1.0,
+        "ema20_slope_5": talib.ROCP(ema[20], 5),
+        "macd_norm": macd / c,
+        "macd_hist_norm": hist / c,
+        "volume_ratio_5": v / talib.SMA(v, 5),
+        "volume_ratio_20": v / talib.SMA(v, 20),
+        "volume_trend_5_20": talib.SMA(v, 5) / talib.SMA(v, 20),
+        "hl_range_20": talib.SMA((h - lo) / c, 20),
+        "dist_52w_high": c / talib.MAX(h, 252) - 1.0,
+        "dist_52w_low": c / talib.MIN(lo, 252) - 1.0,
+        "pos_52w": talib.STOCHF(h, lo, c, 252, 1)[0] / 100.0,
+        # A bar with H = L has no location: null here, 0 in TA-Lib (a flat range, see technical.py).
+        "close_location": np.where(h > lo, talib.STOCHF(h, lo, c, 1, 1)[0] / 100.0, np.nan),
+        "drawdown_60d": c / talib.MAX(c, 60) - 1.0,
+    }
+
+
+def talib_market_reference(t: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The TOPIX features that are TA-Lib indicators or ratios of them."""
+    h, lo, c = (t[k].to_numpy() for k in ("High", "Low", "Close"))
+    r1 = talib.ROCP(c, 1)
+    ema = {n: talib.EMA(c, n) for n in (5, 20, 60, 200)}
+    upper, middle, lower = talib.BBANDS(c, 20, 2.0, 2.0)
+    ref = {
+        **{f"mkt_ret_{k}d": talib.ROCP(c, k) for k in (1, 5, 10, 20, 60)},
+        "mkt_vol_20d": sample_vol(r1, 20),
+        "mkt_vol_60d": sample_vol(r1, 60),
+        "mkt_natr_14": talib.NATR(h, lo, c, 14),
+        **{f"mkt_price_to_ema{n}": c / x for n, x in ema.items()},
+        "mkt_ema_gap_5_20": ema[5] / ema[20] - 1.0,
+        "mkt_ema_gap_20_60": ema[20] / ema[60] - 1.0,
+        "mkt_ema20_slope_3": talib.ROCP(ema[20], 3),
+        "mkt_dd_from_peak": c / talib.MAX(c, 252) - 1.0,
+        "mkt_bb_bw": (upper - lower) / middle,
+        "mkt_bb_pct_b": (c - lower) / (upper - lower),
+        "mkt_rsi_14": talib.RSI(c, 14),
+        "mkt_adx_14": talib.ADX(h, lo, c, 14),
+        "mkt_macd_hist_norm": talib.MACD(c, 12, 26, 9)[2] / c,
+    }
+    assert set(ref) <= set(MARKET_FEATURES)
+    return ref
+
+
+def assert_matches_talib(ours: pl.DataFrame, ref: dict[str, np.ndarray], close: np.ndarray) -> None:
+    """Every feature, as the Float32 the dataset stores, equals TA-Lib from the warm-up on."""
+    close = np.abs(close[WARM_UP:])
     for name, want in ref.items():
         got = ours[name].cast(pl.Float32).cast(pl.Float64).to_numpy()[WARM_UP:]
         want = want[WARM_UP:]
-        assert not np.isnan(want).any(), name
-        assert not np.isnan(got).any(), f"{name}: null after the warm-up"
-        # Relative to the value, with a floor for values that cross zero (MACD histogram).
-        scale = np.maximum(np.abs(want), 1e-6 * np.abs(q["AdjustmentClose"].to_numpy()[WARM_UP:]))
-        worst = np.max(np.abs(got - want) / scale)
+        # Null exactly where TA-Lib has no value (the 52-week windows fill just after the warm-up).
+        assert np.array_equal(np.isnan(got), np.isnan(want)), f"{name}: nulls differ from TA-Lib's"
+        ok = ~np.isnan(want)
+        assert ok.sum() >= len(want) - 2, f"{name}: TA-Lib has no values"
+        floor = 1e-6 * close if name in PRICE_UNITS else 1e-6 if name in PERCENT_UNITS else 1e-8
+        scale = np.maximum(np.abs(want), floor)[ok]
+        worst = np.max(np.abs(got - want)[ok] / scale)
         assert worst < REL, f"{name}: relative error {worst:.2e}"
 
 
-def test_goog_matches_talib() -> None:
-    q = bars(GOOG, "A")
-    assert q.height == 2148
-    out = add_technical_features(q.lazy()).collect()
-    assert_matches_talib(out, q)
+@pytest.fixture(scope="module", params=list(SERIES))
+def real(request: pytest.FixtureRequest) -> pl.DataFrame:
+    return bars(SERIES[request.param], "A")
 
 
-def test_warm_up_rows_are_null_not_filled() -> None:
-    q = bars(GOOG, "A")
+def test_technicals_match_talib(real: pl.DataFrame) -> None:
+    out = add_technical_features(real.lazy()).collect()
+    assert_matches_talib(out, talib_reference(real), real["AdjustmentClose"].to_numpy())
+
+
+def test_price_indicators_match_talib(real: pl.DataFrame) -> None:
+    out = price_features(real.lazy()).collect()
+    ref = talib_price_reference(real)
+    assert set(ref) <= set(PRICE_FEATURES)
+    assert_matches_talib(out, ref, real["AdjustmentClose"].to_numpy())
+
+
+def test_market_indicators_match_talib_on_real_bars(real: pl.DataFrame) -> None:
+    t = as_topix(real)
+    out = market_features(t.lazy()).collect()
+    assert out.height == t.height
+    assert_matches_talib(out, talib_market_reference(t), t["Close"].to_numpy())
+
+
+def test_the_real_series_exercise_the_tie_rules() -> None:
+    # EURUSD repeats its typical price exactly 8 times, and 3 times only up to rounding; the one at
+    # row 3109 put mfi_14 up to 12 % off TA-Lib for 14 hours when it counted as a down move.
+    # numpy divides by 3 as TA-Lib does; polars multiplies by 1/3 (1 ulp apart on a third of the rows,
+    # well inside the tie band).
+    tp = (EURUSD["High"] + EURUSD["Low"] + EURUSD["Close"]).to_numpy(float) / 3.0
+    d, scale = np.diff(tp), np.abs(tp[1:]) + np.abs(tp[:-1])
+    assert (d == 0).sum() == 8
+    assert list(np.flatnonzero((d != 0) & (np.abs(d) <= 1e-14 * scale)) + 1) == [597, 3109, 4005]
+
+
+@pytest.mark.parametrize("series", list(SERIES))
+def test_warm_up_rows_are_null_not_filled(series: str) -> None:
+    q = bars(SERIES[series], "A")
     out = add_technical_features(q.lazy()).collect()
     first = {name: out[name].is_not_null().arg_max() for name in TECHNICAL_FEATURES}
     # TA-Lib's first output rows (lookbacks); MACD starts with the slow EMA, its signal 8 rows later.
@@ -97,17 +238,63 @@ def test_warm_up_rows_are_null_not_filled() -> None:
 
 
 def test_two_interleaved_codes_with_gaps_are_isolated() -> None:
-    # Code B: a rescaled GOOG tail with every 7th session missing (a suspended stock). The rows of
-    # both codes are mixed in one frame; each code must equal TA-Lib on its own series.
+    # Code B: a rescaled GOOG tail with every 7th session missing (a suspended stock); code C: the
+    # EURUSD bars. The rows of all codes are mixed in one frame; each code must equal TA-Lib on its own
+    # series.
     a = bars(GOOG.iloc[:1200], "A")
     tail = GOOG.iloc[900:]
     b = bars(tail.iloc[[i for i in range(len(tail)) if i % 7 != 3]], "B").with_columns(
         pl.col("^Adjustment(Open|High|Low|Close)$") * 0.37
     )
-    mixed = pl.concat([a, b]).sort("Date", "Code")
+    c = bars(EURUSD, "C")
+    mixed = pl.concat([a, b, c]).sort("Date", "Code")
     out = add_technical_features(mixed.sort("Code", "Date").lazy()).collect()
-    for code, q in (("A", a), ("B", b)):
-        assert_matches_talib(out.filter(pl.col("Code") == code), q)
+    for code, q in (("A", a), ("B", b), ("C", c)):
+        assert_matches_talib(out.filter(pl.col("Code") == code), talib_reference(q), q["AdjustmentClose"].to_numpy())
+
+
+def one_series(h: list[float], lo: list[float], c: list[float], v: list[float]) -> pl.DataFrame:
+    return pl.DataFrame({"h": h, "l": lo, "c": c, "v": v})
+
+
+def test_mfi_unchanged_typical_price_is_neither_flow() -> None:
+    # (1.1701, 1.17, 1.1701) then (1.1702, 1.17, 1.17): the same typical price in decimal, 1 ulp
+    # higher in floating point. TA-Lib calls that unchanged (no money flow); a strict > 0 test would
+    # book the bar's large volume as positive flow.
+    rng = np.random.default_rng(7)
+    n = 60
+    c = list(np.round(1.17 + np.cumsum(rng.normal(0, 3e-4, n)), 5))
+    h = [x + 0.0002 for x in c]
+    lo = [x - 0.0002 for x in c]
+    v = list(rng.integers(100, 1000, n).astype(float))
+    for k in (20, 27, 41):
+        h[k], lo[k], c[k] = 1.1701, 1.17, 1.1701
+        h[k + 1], lo[k + 1], c[k + 1] = 1.1702, 1.17, 1.17
+        v[k + 1] = 1e6
+        tp0, tp1 = (h[k] + lo[k] + c[k]) / 3.0, (h[k + 1] + lo[k + 1] + c[k + 1]) / 3.0
+        assert tp1 != tp0 and abs(tp1 - tp0) <= 1e-14 * (tp0 + tp1)
+    got = one_series(h, lo, c, v).select(mfi("h", "l", "c", "v", 14, None).alias("m"))["m"].to_numpy()
+    want = talib.MFI(*(np.array(x) for x in (h, lo, c, v)), 14)
+    assert np.isnan(got[:14]).all() and np.isnan(want[:14]).all()
+    np.testing.assert_allclose(got[14:], want[14:], rtol=1e-12)
+
+
+def test_stochastic_range_within_rounding_is_flat() -> None:
+    # A 14-bar range of a few ulps is a flat window for TA-Lib (fast %K 0; null here, as for H = L);
+    # a range just outside its scale-aware zero band (1e-14 of |high| + |low|) is a real one.
+    b, n = 1.17, 20
+    for ulps, flat in ((3, True), (105, True), (106, False), (1000, False)):
+        low = b
+        for _ in range(ulps):
+            low = float(np.nextafter(low, 0.0))
+        lo = [b] * n
+        lo[10] = low
+        got = one_series([b] * n, lo, [b] * n, [1.0] * n).select(stoch_fast_k("h", "l", "c", 14, None).alias("k"))
+        want = talib.STOCHF(np.full(n, b), np.array(lo), np.full(n, b), 14, 1)[0]
+        if flat:
+            assert got["k"][13:].is_null().all() and (want[13:] == 0.0).all(), ulps
+        else:
+            np.testing.assert_allclose(got["k"].to_numpy()[13:], want[13:], rtol=1e-12)
 
 
 def test_seeded_ewm_seed_options() -> None:

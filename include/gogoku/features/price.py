@@ -21,6 +21,8 @@ from gogoku.features.technical import (
     TECHNICAL_FEATURES,
     add_seeded_ewm,
     add_technical_features,
+    differs,
+    stoch_fast_k,
     window,
 )
 
@@ -58,7 +60,8 @@ def price_features(quotes: pl.LazyFrame, by: str = "Code") -> pl.LazyFrame:
         (_O / prev - 1.0).alias("ret_overnight"),
         (_C / _O - 1.0).alias("ret_intraday"),
         ((_H - _L) / _C).alias("hl_range"),
-        pl.when(_H > _L).then((_C - _L) / (_H - _L)).alias("close_location"),
+        # Fast %K of a single bar / 100; a bar with no range (H = L) has no location.
+        pl.when(differs(_H, _L)).then((_C - _L) / (_H - _L)).alias("close_location"),
         ((_H / _L).log() ** 2).alias("_park"),
         # Garman-Klass daily variance: 0.5 ln(H/L)^2 - (2 ln 2 - 1) ln(C/O)^2.
         (0.5 * (_H / _L).log() ** 2 - (2.0 * math.log(2.0) - 1.0) * (_C / _O).log() ** 2).alias("_gk"),
@@ -70,12 +73,8 @@ def price_features(quotes: pl.LazyFrame, by: str = "Code") -> pl.LazyFrame:
         window(pl.col("TurnoverValue").rolling_mean(20), by).alias("_adv20"),
         (_C / window(_H.rolling_max(YEAR), by) - 1.0).alias("dist_52w_high"),
         (_C / window(_L.rolling_min(YEAR), by) - 1.0).alias("dist_52w_low"),
-        pl.when(window(_H.rolling_max(YEAR), by) > window(_L.rolling_min(YEAR), by))
-        .then(
-            (_C - window(_L.rolling_min(YEAR), by))
-            / (window(_H.rolling_max(YEAR), by) - window(_L.rolling_min(YEAR), by))
-        )
-        .alias("pos_52w"),
+        # Fast %K(252) / 100: where the close sits in its 52-week range.
+        (stoch_fast_k("AdjustmentHigh", "AdjustmentLow", "AdjustmentClose", YEAR, by) / 100.0).alias("pos_52w"),
         (_C / window(_C.rolling_max(60), by) - 1.0).alias("drawdown_60d"),
         (pl.col("UpperLimit").cast(pl.Utf8) == "1").cast(pl.Float64).alias("limit_up"),
         (pl.col("LowerLimit").cast(pl.Utf8) == "1").cast(pl.Float64).alias("limit_down"),

@@ -4,7 +4,7 @@ Every indicator runs over one series: a Code's own rows with `.over(by)` (rows s
 (Code, Date)), or a whole frame with by=None (the TOPIX series). Values are Float64 here; the
 dataset build casts them to Float32. Each one is null until its window is full or its recursion is
 seeded, and matches TA-Lib on the same series once the seeds of the recursions have decayed (the
-unit tests check 1e-6 relative after 250 rows, on real daily bars):
+unit tests check 1e-6 relative after 250 rows, on real daily and hourly bars):
 
 - SMA(n); EMA(n): seeded with the SMA of the first n values, then alpha = 2/(n+1).
 - RSI(n), ATR(n): Wilder smoothing (alpha = 1/n) seeded with the mean of the first n gains/losses
@@ -16,12 +16,19 @@ unit tests check 1e-6 relative after 250 rows, on real daily bars):
   first 9 values. TA-Lib seeds its fast EMA at the slow EMA's first row instead: the difference
   decays like (11/13)^k and is below 1e-15 after 250 rows.
 - BBANDS(20, 2, 2): middle SMA20 and the POPULATION standard deviation (ddof 0) of the same 20.
-- STOCHF fast %K(14) and fast %D (SMA3 of %K); MFI(14) on the typical price.
+  Polars' rolling variance loses digits as the spread shrinks against the price (TA-Lib's is exact
+  per window): %B holds 1e-6 down to a 20-bar standard deviation of about 1e-6 of the price, below
+  what a tick allows for a stock that moved at all (a flat window is exactly 0 in both).
+- STOCHF fast %K(14) and fast %D (SMA3 of %K); MFI(14) on the typical price (H + L + C) / 3.
 - NATR(14) = 100 * ATR / close.
 
+Ties follow TA-Lib's scale-aware zero test (`differs`): a typical price within 1e-14 x (|TP| +
+|TP_prev|) of the previous one is unchanged (no money flow either way), and a %K range within 1e-14 x
+(|high| + |low|) is flat. Prices equal in decimal often differ in their last bits once summed.
+
 Deliberate differences from TA-Lib on degenerate input (flat windows): RSI is 50 (neutral) when
-there was no move at all, where TA-Lib gives 0; %K, %B, MFI and DX are null when their range or
-denominator is 0 (TA-Lib gives 0); a null DX (no directional movement) is skipped by the ADX
+there was no move at all, where TA-Lib gives 0; %K (and so %D), %B, MFI and DX are null when their
+range or denominator is 0 (TA-Lib gives 0); a null DX (no directional movement) is skipped by the ADX
 average, as TA-Lib skips it after the seed.
 """
 
@@ -31,6 +38,8 @@ import polars as pl
 
 SMA_WINDOWS = (5, 10, 20, 60, 120)
 EMA_WINDOWS = (5, 10, 20, 60, 200)
+# TA-Lib's TA_EPSILON, used relative to the operands' magnitude (its TA_IS_ZERO_SCALED).
+TIE_EPSILON = 1e-14
 
 TECHNICAL_FEATURES: tuple[str, ...] = (
     *[f"sma_{n}" for n in SMA_WINDOWS],
@@ -188,20 +197,41 @@ def bbands_pct_b_bw(close: str, by: str | None, n: int = 20, k: float = 2.0) -> 
     return pct_b, 2.0 * k * sd / mid
 
 
+def differs(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    """a and b differ by more than TA-Lib's scale-aware zero band, |a - b| > 1e-14 (|a| + |b|).
+
+    Two prices that are equal in decimal can differ in their last bits once computed ((H + L + C) / 3
+    of two FX bars): TA-Lib calls such a difference zero (~90 ulp), so ties and flat ranges are
+    decided alike here.
+    """
+    return (a - b).abs() > TIE_EPSILON * (a.abs() + b.abs())
+
+
 def stoch_fast_k(high: str, low: str, close: str, n: int, by: str | None) -> pl.Expr:
+    """Fast %K(n): 100 (C - lowest low) / (highest high - lowest low); null on a flat range."""
     hh = window(pl.col(high).rolling_max(n), by)
     ll = window(pl.col(low).rolling_min(n), by)
-    return pl.when(hh > ll).then(100.0 * (pl.col(close) - ll) / (hh - ll))
+    return pl.when(differs(hh, ll)).then(100.0 * (pl.col(close) - ll) / (hh - ll))
 
 
 def mfi(high: str, low: str, close: str, volume: str, n: int, by: str | None) -> pl.Expr:
-    """Money flow index: 100 x the up-move share of typical price x volume over n sessions."""
+    """Money flow index: 100 x the up-move share of typical price x volume over n sessions.
+
+    A typical price that did not move (see `differs`) adds money flow to neither side, as in
+    TA-Lib; the first value is at row n (n price changes).
+    """
     tp = (pl.col(high) + pl.col(low) + pl.col(close)) / 3.0
-    d = tp - window(tp.shift(1), by)
-    flow = tp * pl.col(volume)
-    pos = window(pl.when(d.is_not_null()).then(pl.when(d > 0).then(flow).otherwise(0.0)).rolling_sum(n), by)
-    neg = window(pl.when(d.is_not_null()).then(pl.when(d < 0).then(flow).otherwise(0.0)).rolling_sum(n), by)
-    return pl.when(pos + neg > 0).then(100.0 * pos / (pos + neg))
+    prev = window(tp.shift(1), by)
+    d = tp - prev
+    flow = pl.when(differs(tp, prev)).then(tp * pl.col(volume)).otherwise(0.0)
+    # Null on a series' first row (no previous price), so that the sums start at row n as TA-Lib's.
+    pos = window(pl.when(d >= 0).then(flow).when(d < 0).then(0.0).rolling_sum(n), by)
+    neg = window(pl.when(d < 0).then(flow).when(d >= 0).then(0.0).rolling_sum(n), by)
+    # Count the bars that carried flow: an empty window is recognized exactly, not from sums that a
+    # sliding add/subtract may leave a rounding residue in. Clamp the share into [0, 100] likewise.
+    carried = window((flow != 0.0).cast(pl.Int64).rolling_sum(n), by)
+    total = pos + neg
+    return pl.when((carried > 0) & (total > 0)).then(100.0 * pos.clip(0.0, total) / total)
 
 
 def add_technical_features(
