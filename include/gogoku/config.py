@@ -6,9 +6,12 @@ With nothing configured the CLI talks to the built-in simulator, started in-proc
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gogoku.errors import InputError
 
@@ -17,6 +20,35 @@ API_VERSIONS = ("v2", "v1")
 # Years of history each plan may request (premium on v1: no lower bound); free data ends 12 weeks ago.
 PLAN_HISTORY_YEARS = {"free": 2, "light": 5, "standard": 10, "premium": 20}
 FREE_DELAY = dt.timedelta(weeks=12)
+# The longest Retry-After the client honours as given; longer ones are cut to this (seconds).
+DEFAULT_MAX_RETRY_AFTER_S = 120.0
+_VERSION_SUFFIX = re.compile(r"/v\d+$", re.IGNORECASE)
+API_URL_HINT = ("set the base URL without the API version, e.g. JQUANTS_API_URL=https://api.jquants.com "
+                "(the version comes from JQUANTS_API_VERSION), or unset it for the built-in simulator")
+
+
+def check_api_url(url: str) -> str:
+    """`url` without a trailing slash, when it is an http(s) base URL without the API version.
+
+    A value ending in /v2 or /v1 would send requests to /v2/v2/...; a value without a scheme or host is
+    not a URL at all: both raise InputError at once (instead of a misleading 403 or retries).
+    """
+    value = url.strip().rstrip("/")
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname or not port_ok:
+        raise InputError(f"JQUANTS_API_URL={url!r} is not an http(s) URL: {API_URL_HINT}")
+    if parts.username is not None or parts.password is not None:
+        # Credentials in the URL would end up in messages; J-Quants takes them in headers.
+        raise InputError(f"JQUANTS_API_URL must not carry a user name or password: {API_URL_HINT}")
+    if parts.query or parts.fragment:
+        raise InputError(f"JQUANTS_API_URL={url!r} has a query or fragment: {API_URL_HINT}")
+    if _VERSION_SUFFIX.search(parts.path):
+        raise InputError(f"JQUANTS_API_URL={url!r} ends in the API version: {API_URL_HINT}")
+    return value
 
 
 def _years_before(day: dt.date, years: int) -> dt.date:
@@ -40,9 +72,10 @@ def plan_window(plan: str, today: dt.date, version: str = "v2") -> tuple[dt.date
 class Settings:
     api_url: str | None  # base URL without the version; None = built-in simulator
     api_version: str
-    api_key: str | None
-    mailaddress: str | None
-    password: str | None
+    # Credentials stay out of the repr, so that logging the settings never prints them.
+    api_key: str | None = field(repr=False)
+    mailaddress: str | None = field(repr=False)
+    password: str | None = field(repr=False)
     plan_tier: str
     data_root: Path  # local: the root itself; gs://bucket/prefix: its local working copy
     sim_seed: int
@@ -50,6 +83,7 @@ class Settings:
     rate_limit: int | None = None  # requests per minute when the account's limit is not the plan's
     sim_plan_windows: bool = False  # the built-in simulator answers 400 outside the plan's date window
     data_root_url: str = ""  # GOGOKU_DATA_ROOT as given (a path, or gs://bucket/prefix); "" = data_root
+    max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S  # cap on a server's Retry-After
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -60,7 +94,8 @@ class Settings:
         plan = env.get("JQUANTS_PLAN_TIER", "standard").strip() or "standard"
         if plan not in PLAN_TIERS:
             raise InputError(f"JQUANTS_PLAN_TIER={plan!r}: expected one of {', '.join(PLAN_TIERS)}")
-        url = (env.get("JQUANTS_API_URL") or "").strip().rstrip("/") or None
+        raw_url = (env.get("JQUANTS_API_URL") or "").strip()
+        url = check_api_url(raw_url) if raw_url else None
         raw_root = (env.get("GOGOKU_DATA_ROOT") or "").strip() or "./data"
         from gogoku.cache.gcs import parse_data_root  # a gs:// root works on its local copy
 
@@ -77,7 +112,21 @@ class Settings:
             sim_stocks=_int_env(env, "GOGOKU_SIM_STOCKS", 300),
             rate_limit=_positive_or_none(env, "JQUANTS_RATE_LIMIT"),
             sim_plan_windows=(env.get("GOGOKU_SIM_PLAN_WINDOWS") or "0").strip().lower() in ("1", "true", "yes"),
+            max_retry_after_s=_positive_seconds(env, "JQUANTS_MAX_RETRY_AFTER_S", DEFAULT_MAX_RETRY_AFTER_S),
         )
+
+
+def _positive_seconds(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"{name}={raw!r}: expected a positive number of seconds")
+    return value
 
 
 def _positive_or_none(env: dict[str, str], name: str) -> int | None:

@@ -4,23 +4,34 @@
 official client sorts. v2 authenticates with `x-api-key`; v1 signs in with the mail address and
 password, renews its id token on 401 and signs in again when the refresh token has expired.
 
-Every request first takes a token from the process-wide bucket of its account (`ratelimit`), so a
-fetch within the plan never meets a 429. 429, 5xx, timeouts, dropped connections and truncated or
-unparsable bodies are retried with exponential backoff and jitter (honouring Retry-After). A page
-that still fails after the retries raises and the fetch returns nothing: data is never truncated.
+Every HTTP request, retries and sign-ins included, first takes a token from the process-wide bucket
+of its account (`ratelimit`) and is counted, so a fetch within the plan never meets a 429; aiohttp's
+own re-send of a request on a dropped connection is turned off (`_one_send`), the retry loop here does
+it. 429, 5xx, timeouts, dropped connections and truncated or unparsable bodies are retried with
+exponential backoff and jitter, honouring Retry-After up to `max_retry_after_s`. A page that still
+fails after the retries raises and the fetch returns nothing: data is never truncated. With a
+`checkpoint`, each completed query is saved at once, so a rerun asks only for the rest.
 A 413 (result too large) splits the query's date range in halves.
+
+Secrets (API key, password, mail address, tokens, the auth endpoints' parameters) never appear in an
+exception or a log line: parameters are shown redacted and server text is scrubbed of known secrets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import email.utils
+import hashlib
 import io
 import json
 import logging
+import math
 import random
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -28,8 +39,9 @@ import aiohttp
 import polars as pl
 
 from gogoku import calendar as cal
-from gogoku.config import API_VERSIONS, PLAN_TIERS
+from gogoku.config import API_VERSIONS, DEFAULT_MAX_RETRY_AFTER_S, PLAN_TIERS, check_api_url
 from gogoku.errors import GogokuError, InputError
+from gogoku.jquants.checkpoint import QueryCheckpoint
 from gogoku.jquants.endpoints import Axis, Endpoint, Kind, endpoint, full_code, minimum_plan
 from gogoku.jquants.ratelimit import RateLimit, TokenBucket, shared_limiter
 
@@ -39,16 +51,70 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 60.0
 AUTH_USER_PATH = "/v1/token/auth_user"
 AUTH_REFRESH_PATH = "/v1/token/auth_refresh"
-MAX_REAUTH = 2  # sign-ins per request before a 401 is final
+MAX_REAUTH = 2  # renewals a request makes itself before a 401 is final
+MAX_STALE_401 = 8  # 401s for a token another request had already renewed (it expired while this one waited)
+TOKEN_PATHS = "/v1/token/"
+REDACTED = "***"
+# Parameter names whose values are never shown, on any path.
+SECRET_PARAMS = frozenset({"refreshtoken", "idtoken", "token", "password", "mailaddress", "apikey", "api_key"})
+# Shorter secrets are not scrubbed out of free text (they would mangle ordinary words); they are still
+# never formatted into a message, since parameters and bodies of the auth endpoints are never shown.
+MIN_SCRUB_LEN = 4
+CHECKPOINT_FORMAT = 1  # bump when the stored frames change meaning
 T = TypeVar("T")
 
 
 class ApiError(GogokuError):
-    """A final (not retried) answer of the API: its status and message."""
+    """A final (not retried) answer of the API: its status and message.
+
+    `params` are the query's parameters as shown in messages (secrets already redacted by the client).
+    """
 
     def __init__(self, status: int, message: str, path: str, params: dict[str, str] | None) -> None:
         super().__init__(f"J-Quants {path} {params or {}} answered {status}: {message}")
         self.status, self.message, self.path, self.params = status, message, path, params or {}
+
+
+def shown_params(path: str, params: dict[str, str] | None) -> dict[str, str]:
+    """`params` as messages may show them: every value of the token endpoints and of secret names redacted."""
+    if not params:
+        return {}
+    if path.startswith(TOKEN_PATHS):
+        return {k: REDACTED for k in params}
+    return {k: (REDACTED if k.lower() in SECRET_PARAMS else v) for k, v in params.items()}
+
+
+def query_key(spec: Endpoint, version: str, params: dict[str, str]) -> str:
+    """The checkpoint key of one query: `<source>_<hash>` of the source, API version, parameters and wire
+    fields (a changed field list gives new keys, so frames of the old layout are never read back)."""
+    ident = {
+        "format": CHECKPOINT_FORMAT, "source": spec.source, "version": version,
+        "params": sorted(params.items()), "strings": spec.strings_on_wire,
+        "fields": [[f.wire(version), f.kind.name] for f in spec.fields],
+    }
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+    return f"{spec.source}_{digest}"
+
+
+def _one_send() -> Callable[[aiohttp.ClientRequest, Any], Awaitable[aiohttp.ClientResponse]]:
+    """A per-request aiohttp middleware that lets exactly one HTTP request of a call reach the server.
+
+    aiohttp re-sends an idempotent request once when its connection drops (meant for stale pooled
+    connections); that re-send would skip the token bucket and the counts. On such a second pass this
+    raises the first failure instead, so that `_call`'s retry loop, which takes a token, decides.
+    """
+    first_failure: list[BaseException] = []
+
+    async def middleware(request: aiohttp.ClientRequest, handler: Any) -> aiohttp.ClientResponse:
+        if first_failure:
+            raise first_failure[0]
+        try:
+            return await handler(request)
+        except BaseException as exc:
+            first_failure.append(exc)
+            raise
+
+    return middleware
 
 
 class JQuantsClient:
@@ -56,12 +122,17 @@ class JQuantsClient:
 
     `base_url` has no version (e.g. https://api.jquants.com). `rate_limit` defaults to the plan's
     requests per minute; the bucket is shared with every client of the same URL and credential.
+    A server's Retry-After is honoured up to `max_retry_after_s` seconds (JQUANTS_MAX_RETRY_AFTER_S).
     """
 
     def __init__(self, base_url: str, version: str = "v2", api_key: str | None = None,
                  mailaddress: str | None = None, password: str | None = None, plan: str = "standard",
                  max_concurrency: int = 8, max_retries: int = 6, backoff_base_s: float = 0.5,
-                 timeout_s: float = 60, rate_limit: RateLimit | None = None) -> None:
+                 timeout_s: float = 60, rate_limit: RateLimit | None = None,
+                 max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S) -> None:
+        base_url = check_api_url(base_url)
+        if not (math.isfinite(max_retry_after_s) and max_retry_after_s > 0):
+            raise InputError(f"JQUANTS_MAX_RETRY_AFTER_S={max_retry_after_s!r}: expected a positive number of seconds")
         if version not in API_VERSIONS:
             raise InputError(f"JQUANTS_API_VERSION={version!r}: expected one of {', '.join(API_VERSIONS)}")
         if plan not in PLAN_TIERS:
@@ -73,11 +144,15 @@ class JQuantsClient:
                               "(or use v2: JQUANTS_API_VERSION=v2 with JQUANTS_API_KEY)")
         if max_concurrency < 1 or max_retries < 0:
             raise InputError(f"max_concurrency={max_concurrency}, max_retries={max_retries}: expected >= 1 and >= 0")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url
         self.version = version
         self.plan = plan
         self.max_retries = max_retries
         self.backoff_base_s = backoff_base_s
+        self.max_retry_after_s = float(max_retry_after_s)
+        self._secrets: set[str] = set()  # scrubbed out of every message: credentials, then issued tokens
+        for secret in (api_key, mailaddress, password):
+            self._remember(secret)
         self.rate_limit = rate_limit or RateLimit.for_plan(plan)
         self._api_key = api_key
         self._mailaddress, self._password = mailaddress, password
@@ -90,6 +165,7 @@ class JQuantsClient:
         self.api_calls = 0  # HTTP requests, retries and sign-ins included
         self.calls_by_path: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()  # answers per status, and failures per kind
+        self.reused_queries = 0  # queries served by a checkpoint instead of the API
 
     async def __aenter__(self) -> JQuantsClient:
         self._semaphore = asyncio.Semaphore(self._max_concurrency)
@@ -98,7 +174,7 @@ class JQuantsClient:
         if self.version == "v2":
             headers["x-api-key"] = self._api_key or ""
         self._session = aiohttp.ClientSession(
-            timeout=self._timeout, headers=headers, connector=aiohttp.TCPConnector(limit=self._max_concurrency),
+            timeout=self._timeout, headers=headers, connector=aiohttp.TCPConnector(limit=self._max_concurrency + 1),
         )
         return self
 
@@ -109,10 +185,14 @@ class JQuantsClient:
             self._session = None
 
     # ------------------------------------------------------------------ public
-    async def fetch(self, source: str, start: dt.date, end: dt.date, codes: list[str] | None = None) -> pl.DataFrame:
+    async def fetch(self, source: str, start: dt.date, end: dt.date, codes: list[str] | None = None,
+                    checkpoint: QueryCheckpoint | None = None) -> pl.DataFrame:
         """All rows of `source` for [start, end] (dates of its date column), typed with v1 names.
 
-        With `codes`, only those stocks, by date or by code, whichever takes fewer requests.
+        With `codes`, only those stocks, by date or by code, whichever takes fewer requests. With a
+        `checkpoint` (gogoku.jquants.checkpoint), every query is looked up there first and saved there
+        as soon as all its pages have arrived; the result is still all-or-nothing (a query that fails
+        for good raises, and nothing is returned), but a rerun requests only the unfinished queries.
         """
         spec = endpoint(source)
         if end < start:
@@ -128,10 +208,11 @@ class JQuantsClient:
                  f" for {len(wanted)} code(s)" if wanted is not None else "", len(queries), spec.path(self.version))
         done = 0
         step = max(len(queries) // 10, 1)
+        reused_before = self.reused_queries
 
         async def run(params: dict[str, str]) -> list[pl.DataFrame]:
             nonlocal done
-            pages = await self._fetch_query(spec, params)
+            pages = await self._fetch_query(spec, params, checkpoint)
             done += 1
             if len(queries) >= 20 and (done % step == 0 or done == len(queries)):
                 log.info("%s: %d/%d requests done (%.0f%%), %d API calls", source, done, len(queries),
@@ -139,6 +220,9 @@ class JQuantsClient:
             return pages
 
         results = await _all_or_nothing([run(q) for q in queries])
+        if checkpoint is not None:
+            log.info("%s: %d of %d queries from the checkpoint", source, self.reused_queries - reused_before,
+                     len(queries))
         frames = [frame for pages in results for frame in pages]
         wire = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=_wire_schema(spec, self.version))
         out = to_typed(spec, wire, self.version)
@@ -153,10 +237,22 @@ class JQuantsClient:
         return to_typed(spec, pl.concat(pages, how="vertical"), self.version)
 
     # ------------------------------------------------------------------ queries and pages
-    async def _fetch_query(self, spec: Endpoint, params: dict[str, str]) -> list[pl.DataFrame]:
-        """Every page of one query; a 413 splits its date range in halves."""
+    async def _fetch_query(self, spec: Endpoint, params: dict[str, str],
+                           checkpoint: QueryCheckpoint | None = None) -> list[pl.DataFrame]:
+        """Every page of one query; a 413 splits its date range in halves.
+
+        With a checkpoint, a query answered in full is saved once its last page is in (the halves of a
+        split query are saved, not the split query itself: a rerun asks it again, meets the 413 and
+        finds its halves).
+        """
+        key = query_key(spec, self.version, params) if checkpoint is not None else None
+        if checkpoint is not None and key is not None:
+            saved = await self._checkpoint_get(checkpoint, key, spec)
+            if saved is not None:
+                self.reused_queries += 1
+                return [saved]
         try:
-            return await self._fetch_pages(spec, params)
+            pages = await self._fetch_pages(spec, params)
         except ApiError as exc:
             if exc.status != 413:
                 raise GogokuError(self._explain(spec, exc)) from None
@@ -167,8 +263,32 @@ class JQuantsClient:
                     "range and cannot be split: narrow it by code or ask for fewer fields"
                 ) from None
             log.info("%s %s too large (413): splitting into %s and %s", spec.source, params, *halves)
-            first, second = await _all_or_nothing([self._fetch_query(spec, h) for h in halves])
+            first, second = await _all_or_nothing([self._fetch_query(spec, h, checkpoint) for h in halves])
             return first + second
+        if checkpoint is not None and key is not None:
+            await self._checkpoint_put(checkpoint, key, pages)
+        return pages
+
+    async def _checkpoint_get(self, checkpoint: QueryCheckpoint, key: str, spec: Endpoint) -> pl.DataFrame | None:
+        try:
+            frame = await asyncio.to_thread(checkpoint.get, key)
+        except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+            log.warning("checkpoint %s could not be read (%s): asking the API", key, type(exc).__name__)
+            return None
+        if frame is None:
+            return None
+        expected = pl.Schema(_wire_schema(spec, self.version))
+        if frame.schema != expected:
+            log.warning("checkpoint %s has another layout than %s's wire fields: asking the API", key, spec.source)
+            return None
+        return frame
+
+    async def _checkpoint_put(self, checkpoint: QueryCheckpoint, key: str, pages: list[pl.DataFrame]) -> None:
+        try:
+            await asyncio.to_thread(checkpoint.put, key, pl.concat(pages, how="vertical"))
+        except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+            # The checkpoint only saves work for a rerun: the fetch itself goes on.
+            log.warning("checkpoint %s could not be written (%s: %s)", key, type(exc).__name__, exc)
 
     async def _fetch_pages(self, spec: Endpoint, params: dict[str, str]) -> list[pl.DataFrame]:
         path = spec.path(self.version)
@@ -195,15 +315,17 @@ class JQuantsClient:
         """One API call with retries; returns `parse(body)` of its 200 answer, raises ApiError on a final status."""
         if self._session is None:
             raise RuntimeError("use JQuantsClient as `async with`")
-        attempt = reauths = 0
+        shown = shown_params(path, params)
+        attempt = reauths = stale = 0
         while True:
-            headers = await self._auth_headers() if auth else {}
+            headers: dict[str, str] = {}
+            status: int | None = None
             retry_after: float | None = None
             try:
-                status, raw, retry_after = await self._send(method, path, params, body, headers)
+                status, raw, retry_after, headers = await self._send(method, path, params, body, auth)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 self.statuses[type(exc).__name__] += 1
-                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                last = self._redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             else:
                 self.statuses[str(status)] += 1
                 if status == 200:
@@ -212,39 +334,71 @@ class JQuantsClient:
                     except (ValueError, pl.exceptions.PolarsError) as exc:
                         self.statuses["unparsable"] += 1
                         last = f"unparsable body of {len(raw)} bytes ({type(exc).__name__})"
-                elif status == 401 and auth and self.version == "v1" and reauths < MAX_REAUTH:
-                    reauths += 1
-                    await self._renew(headers.get("Authorization", ""))
+                        retry_after = None
+                elif status == 401 and auth and self.version == "v1" and reauths < MAX_REAUTH and stale < MAX_STALE_401:
+                    if await self._renew(headers.get("Authorization", "")):
+                        reauths += 1
+                    else:
+                        stale += 1
                     continue
                 elif status in RETRY_STATUSES:
-                    last = f"HTTP {status}: {_message(raw)}"
-                    if status == 429:
-                        self.limiter.pause(retry_after if retry_after is not None else self._backoff(attempt))
+                    last = f"HTTP {status}: {self._redact(_message(raw))}"
                 else:
-                    raise ApiError(status, _message(raw), path, params)
+                    raise ApiError(status, self._redact(_message(raw)), path, shown)
+            wait = self._backoff(attempt) if retry_after is None else min(retry_after, self.max_retry_after_s)
+            if status == 429:
+                self.limiter.pause(wait)  # every request of this account holds back, not only this one
             if attempt == self.max_retries:
-                raise GogokuError(
-                    f"J-Quants {path} {params or {}} still failing after {self.max_retries + 1} attempts ({last}); "
+                raise GogokuError(self._redact(
+                    f"J-Quants {path} {shown} still failing after {self.max_retries + 1} attempts ({last}); "
                     "nothing was returned or written: retry later or lower the concurrency"
-                )
-            delay = retry_after if retry_after is not None else self._backoff(attempt)
+                ))
             attempt += 1
-            log.debug("%s %s: %s; retry %d/%d in %.2fs", path, params, last, attempt, self.max_retries, delay)
-            await asyncio.sleep(delay)
+            if retry_after is not None:
+                log.warning("J-Quants %s answered %s with Retry-After %gs (%s JQUANTS_MAX_RETRY_AFTER_S=%g): "
+                            "waiting %.1fs before retry %d/%d", path, status, retry_after,
+                            "capped by" if retry_after > self.max_retry_after_s else "within",
+                            self.max_retry_after_s, wait, attempt, self.max_retries)
+            else:
+                log.debug("%s %s: %s; retry %d/%d in %.2fs", path, shown, last, attempt, self.max_retries, wait)
+            await asyncio.sleep(wait)
 
     async def _send(self, method: str, path: str, params: dict[str, str] | None, body: dict[str, str] | None,
-                    headers: dict[str, str]) -> tuple[int, bytes, float | None]:
+                    auth: bool) -> tuple[int, bytes, float | None, dict[str, str]]:
+        """One HTTP request: one token of the bucket, one count, one request on the wire (`_one_send`).
+
+        Returns (status, body, Retry-After seconds, the headers sent).
+        """
         assert self._session is not None
         await self.limiter.acquire()
         self.api_calls += 1
         self.calls_by_path[path] += 1
-        async with self._semaphore, self._session.request(method, self.base_url + path, params=params, json=body,
-                                                           headers=headers) as resp:
-            return resp.status, await resp.read(), _retry_after(resp.headers.get("Retry-After"))
+        # Token requests (auth=False) skip the slots, on a connection of their own: a renewal must not queue
+        # behind the requests that wait for its token.
+        async with self._semaphore if auth else contextlib.nullcontext():
+            # The id token as of the send, after any renewal in progress: one taken before the waits for the
+            # bucket and a slot may have expired meanwhile.
+            headers = await self._auth_headers() if auth else {}
+            async with self._session.request(
+                method, self.base_url + path, params=params, json=body, headers=headers,
+                allow_redirects=False, middlewares=(_one_send(),),
+            ) as resp:
+                return resp.status, await resp.read(), _retry_after(resp.headers.get("Retry-After")), headers
 
     def _backoff(self, attempt: int) -> float:
         # Exponential with jitter around the nominal value, so that parallel retries spread out.
         return min(self.backoff_base_s * 2**attempt * (0.5 + random.random()), MAX_BACKOFF_S)
+
+    # ------------------------------------------------------------------ secrets
+    def _remember(self, secret: str | None) -> None:
+        if secret and len(secret) >= MIN_SCRUB_LEN:
+            self._secrets.add(secret)
+
+    def _redact(self, text: str) -> str:
+        """`text` with every known secret (credentials, tokens issued so far) replaced by ***."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
 
     # ------------------------------------------------------------------ v1 tokens
     async def _auth_headers(self) -> dict[str, str]:
@@ -255,13 +409,17 @@ class JQuantsClient:
                 await self._new_id_token()
             return {"Authorization": f"Bearer {self._id_token}"}
 
-    async def _renew(self, used: str) -> None:
-        """After a 401: a new id token, unless another request already renewed the one that failed."""
+    async def _renew(self, used: str) -> bool:
+        """After a 401: a new id token, unless another request already renewed the one that failed.
+
+        True when this call renewed it (a 401 counts against the request only then).
+        """
         async with self._auth_lock:
             if self._id_token is not None and used != f"Bearer {self._id_token}":
-                return
+                return False
             self._id_token = None
             await self._new_id_token()
+            return True
 
     async def _new_id_token(self) -> None:
         if self._refresh_token is not None:
@@ -275,21 +433,27 @@ class JQuantsClient:
             self._refresh_token = await self._call(
                 "POST", AUTH_USER_PATH, body={"mailaddress": self._mailaddress or "", "password": self._password or ""},
                 parse=lambda raw: _token(raw, "refreshToken"), auth=False)
+            self._remember(self._refresh_token)
             self._id_token = await self._refresh()
         except ApiError as exc:
-            raise GogokuError(
+            raise GogokuError(self._redact(
                 f"J-Quants v1 sign-in at {self.base_url} answered {exc.status}: {exc.message} -- check "
                 "JQUANTS_MAILADDRESS and JQUANTS_PASSWORD (accounts registered since 2025-12-22 can use only v2: "
                 "set JQUANTS_API_VERSION=v2 and JQUANTS_API_KEY)"
-            ) from None
-        log.info("J-Quants v1: signed in as %s", self._mailaddress)
+            )) from None
+        log.info("J-Quants v1: signed in as %s", _masked_mail(self._mailaddress or ""))
 
     async def _refresh(self) -> str:
-        return await self._call("POST", AUTH_REFRESH_PATH, params={"refreshtoken": self._refresh_token or ""},
-                                parse=lambda raw: _token(raw, "idToken"), auth=False)
+        token = await self._call("POST", AUTH_REFRESH_PATH, params={"refreshtoken": self._refresh_token or ""},
+                                 parse=lambda raw: _token(raw, "idToken"), auth=False)
+        self._remember(token)
+        return token
 
     # ------------------------------------------------------------------ messages
     def _explain(self, spec: Endpoint, exc: ApiError) -> str:
+        return self._redact(self._explanation(spec, exc))
+
+    def _explanation(self, spec: Endpoint, exc: ApiError) -> str:
         head = str(exc)
         if exc.status == 400 and "subscription covers" in exc.message:
             return (f"{head} -- the dates lie outside the {self.plan} plan's window: move the start/end dates "
@@ -461,9 +625,21 @@ def _message(body: bytes) -> str:
 
 
 def _retry_after(raw: str | None) -> float | None:
+    """Seconds of a Retry-After header: a number of seconds, or an HTTP date (RFC 9110)."""
     if raw is None:
         return None
     try:
-        return max(float(raw), 0.0)
+        seconds = float(raw)
     except ValueError:
-        return None
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def _masked_mail(mail: str) -> str:
+    """A mail address for logs: its first character and domain (q***@example.com)."""
+    user, _, domain = mail.partition("@")
+    return f"{user[:1]}{REDACTED}@{domain}" if domain else REDACTED

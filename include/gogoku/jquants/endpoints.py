@@ -1,14 +1,15 @@
 """The J-Quants endpoints gogoku uses: one table that both the simulator server and the client read.
 
-Field names come from the official client `J-Quants/jquants-api-client-python` (constants.py:
-EQ_BARS_DAILY_COLUMNS_V2, EQ_MASTER_COLUMNS_V2, MARKETS_TRADING_CALENDAR_COLUMNS_V2,
-INDICES_TOPIX_COLUMNS_V2, FIN_SUMMARY_COLUMNS_V2, DERIVATIVES_FUTURES_COLUMNS_V2 and their v1
-counterparts; the v2 names of the markets, investor-type, earnings-calendar, indices, morning-bar and
-breakdown tables follow the v2 spec pages as the client libraries list them). Frames inside gogoku always
-carry the v1 names, typed (contract 4). Number fields that the API sends as "-" or "*" (daily margin:
-no previous day, ratio not computed) are null in gogoku's frames.
+Every endpoint lists every field its v2 documentation lists (`gogoku.jquants.v2_fields` keeps those
+lists, from the official client `J-Quants/jquants-api-client-python` 2.8.0 and the v2 spec pages; the
+tests hold this table to them), with the v1 name the deprecated v1 API gives it. Frames inside gogoku
+always carry the v1 names, typed: numbers Float64, dates Date, codes, flags and times Utf8. A field only
+v2 sends (`in_v1=False`: ProdCat, fins/summary's ShEq/ROE, margin-interest's PubDate and yen balances)
+keeps a v1-style column name and is null when the data came from a v1 API; a field only some plans
+receive (`plans`: the daily bars' morning and afternoon sessions, Premium) is null for the others.
+Number fields that the API sends as "-" or "*" (daily margin: no previous day, ratio not computed) are
+null in gogoku's frames.
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -36,10 +37,16 @@ class Field:
     v2: str
     kind: Kind
     v1_wire: str | None = None  # the v1 wire name when it differs from the column name (nested fields)
+    in_v1: bool = True  # False: only v2 sends it; gogoku's column keeps a v1-style name, null from a v1 API
+    plans: frozenset[str] | None = None  # the plans whose answers carry it (None: every plan)
 
     def wire(self, version: str) -> str:
         """The field's name on the wire; "Parent.Child" names a key of a nested JSON object."""
         return self.v2 if version == "v2" else (self.v1_wire or self.v1)
+
+    def sent(self, version: str, plan: str) -> bool:
+        """Whether an answer of `version` to an account on `plan` carries the field."""
+        return (version == "v2" or self.in_v1) and (self.plans is None or plan in self.plans)
 
 
 class Axis(Enum):
@@ -79,9 +86,14 @@ class Endpoint:
     def data_key(self, version: str) -> str:
         return "data" if version == "v2" else self.v1_data_key
 
+    def wire_fields(self, version: str, plan: str) -> tuple[Field, ...]:
+        """The fields an answer of `version` to an account on `plan` carries."""
+        return tuple(f for f in self.fields if f.sent(version, plan))
 
-def _fields(kind_by_v1: list[tuple[str, str, Kind]]) -> tuple[Field, ...]:
-    return tuple(Field(v1, v2, kind) for v1, v2, kind in kind_by_v1)
+
+def _fields(kind_by_v1: list[tuple[str, str, Kind]], *, in_v1: bool = True,
+            plans: frozenset[str] | None = None) -> tuple[Field, ...]:
+    return tuple(Field(v1, v2, kind, in_v1=in_v1, plans=plans) for v1, v2, kind in kind_by_v1)
 
 
 D, N, S = Kind.DATE, Kind.NUMBER, Kind.STRING
@@ -102,7 +114,7 @@ LISTED_INFO = Endpoint(
         ("Sector33Code", "S33", S), ("Sector33CodeName", "S33Nm", S), ("ScaleCategory", "ScaleCat", S),
         ("MarketCode", "Mkt", S), ("MarketCodeName", "MktNm", S), ("MarginCode", "Mrgn", S),
         ("MarginCodeName", "MrgnNm", S),
-    ]),
+    ]) + _fields([("ProductCategory", "ProdCat", S)], in_v1=False),  # "011" domestic stocks, "013" REITs, ...
     plans=FREE,
     params=("code", "date"),
     required_any=(),
@@ -125,6 +137,13 @@ TRADING_CALENDAR = Endpoint(
     v1_params={"hol_div": "holidaydivision"},
 )
 
+_SESSION_FIELDS = (
+    ("Open", "O", N), ("High", "H", N), ("Low", "L", N), ("Close", "C", N), ("UpperLimit", "UL", S),
+    ("LowerLimit", "LL", S), ("Volume", "Vo", N), ("TurnoverValue", "Va", N), ("AdjustmentOpen", "AdjO", N),
+    ("AdjustmentHigh", "AdjH", N), ("AdjustmentLow", "AdjL", N), ("AdjustmentClose", "AdjC", N),
+    ("AdjustmentVolume", "AdjVo", N),
+)
+
 DAILY_QUOTES = Endpoint(
     source="daily_quotes",
     v2_path="equities/bars/daily",
@@ -137,7 +156,10 @@ DAILY_QUOTES = Endpoint(
         ("TurnoverValue", "Va", N), ("AdjustmentFactor", "AdjFactor", N), ("AdjustmentOpen", "AdjO", N),
         ("AdjustmentHigh", "AdjH", N), ("AdjustmentLow", "AdjL", N), ("AdjustmentClose", "AdjC", N),
         ("AdjustmentVolume", "AdjVo", N),
-    ]),
+    ]) + _fields([
+        (f"{session}{name}", f"{prefix}{short}", kind) for session, prefix in (("Morning", "M"), ("Afternoon", "A"))
+        for name, short, kind in _SESSION_FIELDS
+    ], plans=frozenset({"premium"})),  # the morning and afternoon sessions: Premium answers only
     plans=FREE,
     params=("code", "date", "from", "to"),
     required_any=("date", "code"),
@@ -159,29 +181,69 @@ TOPIX = Endpoint(
     axis=Axis.RANGE,
 )
 
+_DIVIDENDS = (("1stQuarter", "1Q"), ("2ndQuarter", "2Q"), ("3rdQuarter", "3Q"), ("FiscalYearEnd", "FY"),
+              ("Annual", "Ann"))
+_PL = (("NetSales", "Sales"), ("OperatingProfit", "OP"), ("OrdinaryProfit", "OdP"), ("Profit", "NP"),
+       ("EarningsPerShare", "EPS"))
+
+
+def _forecasts(nc: bool, suffix: tuple[str, str]) -> list[tuple[str, str, Kind]]:
+    """This year's and next year's forecasts of the P&L lines (non-consolidated when `nc`), e.g.
+    ForecastNetSales2ndQuarter / FSales2Q. v2 spells next year's consolidated profit `NxFNp`."""
+    out = []
+    for v1_year, v2_year in (("Forecast", "F"), ("NextYearForecast", "NxF")):
+        for v1, v2 in _PL:
+            v2 = "Np" if v2 == "NP" and v2_year == "NxF" and not nc else v2
+            out.append((f"{v1_year}{'NonConsolidated' if nc else ''}{v1}{suffix[0]}",
+                        f"{v2_year}{'NC' if nc else ''}{v2}{suffix[1]}", N))
+    return out
+
+
+# fins/statements (v1) and fins/summary (v2) in the documented order; every value is a string on the wire.
+_STATEMENT_FIELDS = _fields([
+    ("DisclosedDate", "DiscDate", D), ("DisclosedTime", "DiscTime", S), ("LocalCode", "Code", S),
+    ("DisclosureNumber", "DiscNo", S), ("TypeOfDocument", "DocType", S), ("TypeOfCurrentPeriod", "CurPerType", S),
+    ("CurrentPeriodStartDate", "CurPerSt", D), ("CurrentPeriodEndDate", "CurPerEn", D),
+    ("CurrentFiscalYearStartDate", "CurFYSt", D), ("CurrentFiscalYearEndDate", "CurFYEn", D),
+    ("NextFiscalYearStartDate", "NxtFYSt", D), ("NextFiscalYearEndDate", "NxtFYEn", D),
+    ("NetSales", "Sales", N), ("OperatingProfit", "OP", N), ("OrdinaryProfit", "OdP", N), ("Profit", "NP", N),
+    ("EarningsPerShare", "EPS", N), ("DilutedEarningsPerShare", "DEPS", N), ("TotalAssets", "TA", N),
+    ("Equity", "Eq", N), ("EquityToAssetRatio", "EqAR", N), ("BookValuePerShare", "BPS", N),
+    ("CashFlowsFromOperatingActivities", "CFO", N), ("CashFlowsFromInvestingActivities", "CFI", N),
+    ("CashFlowsFromFinancingActivities", "CFF", N), ("CashAndEquivalents", "CashEq", N),
+    *[(f"ResultDividendPerShare{v1}", f"Div{v2}", N) for v1, v2 in _DIVIDENDS],
+    ("DistributionsPerUnit(REIT)", "DivUnit", N), ("ResultTotalDividendPaidAnnual", "DivTotalAnn", N),
+    ("ResultPayoutRatioAnnual", "PayoutRatioAnn", N),
+    *[(f"ForecastDividendPerShare{v1}", f"FDiv{v2}", N) for v1, v2 in _DIVIDENDS],
+    ("ForecastDistributionsPerUnit(REIT)", "FDivUnit", N), ("ForecastTotalDividendPaidAnnual", "FDivTotalAnn", N),
+    ("ForecastPayoutRatioAnnual", "FPayoutRatioAnn", N),
+    *[(f"NextYearForecastDividendPerShare{v1}", f"NxFDiv{v2}", N) for v1, v2 in _DIVIDENDS],
+    ("NextYearForecastDistributionsPerUnit(REIT)", "NxFDivUnit", N),
+    ("NextYearForecastPayoutRatioAnnual", "NxFPayoutRatioAnn", N),
+    *_forecasts(False, ("2ndQuarter", "2Q")), *_forecasts(False, ("", "")),
+    ("MaterialChangesInSubsidiaries", "MatChgSub", S), ("SignificantChangesInTheScopeOfConsolidation", "SigChgInC", S),
+    ("ChangesBasedOnRevisionsOfAccountingStandard", "ChgByASRev", S),
+    ("ChangesOtherThanOnesBasedOnRevisionsOfAccountingStandard", "ChgNoASRev", S),
+    ("ChangesInAccountingEstimates", "ChgAcEst", S), ("RetrospectiveRestatement", "RetroRst", S),
+    ("NumberOfIssuedAndOutstandingSharesAtTheEndOfFiscalYearIncludingTreasuryStock", "ShOutFY", N),
+    ("NumberOfTreasuryStockAtTheEndOfFiscalYear", "TrShFY", N), ("AverageNumberOfShares", "AvgSh", N),
+    *[(f"NonConsolidated{v1}", f"NC{v2}", N) for v1, v2 in _PL],
+    ("NonConsolidatedTotalAssets", "NCTA", N), ("NonConsolidatedEquity", "NCEq", N),
+    ("NonConsolidatedEquityToAssetRatio", "NCEqAR", N), ("NonConsolidatedBookValuePerShare", "NCBPS", N),
+    *_forecasts(True, ("2ndQuarter", "2Q")), *_forecasts(True, ("", "")),
+]) + _fields([
+    # v2 only: owners' equity (consolidated, non-consolidated) and return on it.
+    ("ShareholdersEquity", "ShEq", N), ("NonConsolidatedShareholdersEquity", "NCShEq", N),
+    ("ReturnOnEquity", "ROE", N), ("NonConsolidatedReturnOnEquity", "NCROE", N),
+], in_v1=False)
+
 STATEMENTS = Endpoint(
     source="statements",
     v2_path="fins/summary",
     v1_path="fins/statements",
     v1_data_key="statements",
     date_column="DisclosedDate",
-    fields=_fields([
-        ("DisclosedDate", "DiscDate", D), ("DisclosedTime", "DiscTime", S), ("LocalCode", "Code", S),
-        ("DisclosureNumber", "DiscNo", S), ("TypeOfDocument", "DocType", S), ("TypeOfCurrentPeriod", "CurPerType", S),
-        ("CurrentPeriodStartDate", "CurPerSt", D), ("CurrentPeriodEndDate", "CurPerEn", D),
-        ("CurrentFiscalYearStartDate", "CurFYSt", D), ("CurrentFiscalYearEndDate", "CurFYEn", D),
-        ("NextFiscalYearStartDate", "NxtFYSt", D), ("NextFiscalYearEndDate", "NxtFYEn", D),
-        ("NetSales", "Sales", N), ("OperatingProfit", "OP", N), ("OrdinaryProfit", "OdP", N), ("Profit", "NP", N),
-        ("EarningsPerShare", "EPS", N), ("TotalAssets", "TA", N), ("Equity", "Eq", N),
-        ("EquityToAssetRatio", "EqAR", N), ("BookValuePerShare", "BPS", N),
-        ("ForecastNetSales", "FSales", N), ("ForecastOperatingProfit", "FOP", N),
-        ("ForecastOrdinaryProfit", "FOdP", N), ("ForecastProfit", "FNP", N), ("ForecastEarningsPerShare", "FEPS", N),
-        ("NextYearForecastNetSales", "NxFSales", N), ("NextYearForecastOperatingProfit", "NxFOP", N),
-        ("NextYearForecastOrdinaryProfit", "NxFOdP", N), ("NextYearForecastProfit", "NxFNp", N),
-        ("NextYearForecastEarningsPerShare", "NxFEPS", N),
-        ("NumberOfIssuedAndOutstandingSharesAtTheEndOfFiscalYearIncludingTreasuryStock", "ShOutFY", N),
-        ("NumberOfTreasuryStockAtTheEndOfFiscalYear", "TrShFY", N), ("AverageNumberOfShares", "AvgSh", N),
-    ]),
+    fields=_STATEMENT_FIELDS,
     plans=FREE,
     params=("code", "date"),
     required_any=("date", "code"),
@@ -281,7 +343,13 @@ WEEKLY_MARGIN_INTEREST = Endpoint(
         ("ShortNegotiableMarginTradeVolume", "ShrtNegVol", N), ("LongNegotiableMarginTradeVolume", "LongNegVol", N),
         ("ShortStandardizedMarginTradeVolume", "ShrtStdVol", N), ("LongStandardizedMarginTradeVolume", "LongStdVol", N),
         ("IssueType", "IssType", S),
-    ]),
+    ]) + _fields([
+        # v2 only, since the 2026-09-28 revision: the publication date and the balances in yen (null for
+        # applications before 2026-09-25).
+        ("PublishedDate", "PubDate", D), ("ShortMarginTradeValue", "ShrtVal", N), ("LongMarginTradeValue", "LongVal", N),
+        ("ShortNegotiableMarginTradeValue", "ShrtNegVal", N), ("LongNegotiableMarginTradeValue", "LongNegVal", N),
+        ("ShortStandardizedMarginTradeValue", "ShrtStdVal", N), ("LongStandardizedMarginTradeValue", "LongStdVal", N),
+    ], in_v1=False),
     plans=STANDARD,
     params=("code", "date", "from", "to"),
     required_any=(),

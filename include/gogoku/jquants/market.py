@@ -6,7 +6,7 @@ Daily model, vectorized over stocks with one loop over sessions:
 
 - f_mkt and the idiosyncratic sigma_i follow GARCH(1,1) (volatility clustering); sector factors scale
   with the market's volatility state.
-- The planted signal, fixed at the close of t from information public then (DESIGN contract 6):
+- The planted signal, fixed at the close of t from information public then (the as-of rule):
       mu[t+1,i] = KAPPA * sigma_i[t+1] * sum_f W_f * z_f[t,i] / NORM
   over seven families f (FAMILIES): reversal (z of -5-day idiosyncratic return), momentum (60-day
   return), quality (a persistent AR(1) latent that drives the statements' growth and margins), lead-lag
@@ -39,6 +39,7 @@ import polars as pl
 from gogoku import calendar as cal
 from gogoku.errors import InputError
 from gogoku.jquants import sim_signal, sim_tables
+from gogoku.jquants.endpoints import STATEMENTS
 
 # (Sector33Code, name, Sector17Code, weight ~ number of TSE issuers, JP word, EN word for company names)
 SECTORS33: tuple[tuple[str, str, str, int, str, str], ...] = (
@@ -491,6 +492,7 @@ class SimMarket:
             "Sector33Code": [s[0] for s in s33], "Sector33CodeName": [s[1] for s in s33],
             "ScaleCategory": u.scale, "MarketCode": u.market, "MarketCodeName": [MARKETS[m] for m in u.market],
             "MarginCode": u.margin, "MarginCodeName": [MARGINS[m] for m in u.margin],
+            "ProductCategory": np.full(self.n_stocks, "011"),  # every simulated issue is a domestic stock
         })
 
     def listed_info(self, date: dt.date | None = None, code: str | None = None) -> pl.DataFrame:
@@ -529,7 +531,11 @@ class SimMarket:
             "AdjustmentOpen": (p.open * to_end).ravel(), "AdjustmentHigh": (p.high * to_end).ravel(),
             "AdjustmentLow": (p.low * to_end).ravel(), "AdjustmentClose": (p.close * to_end).ravel(),
             "AdjustmentVolume": (p.volume / to_end).ravel(),
-        }).filter(pl.Series(self._listed_mask.ravel()))
+        }).filter(pl.Series(self._listed_mask.ravel())).with_columns(
+            # Premium's session fields; the listed rows above are in the same session-major order.
+            (flag(values) if values.dtype == bool else pl.Series(values)).alias(name)
+            for name, values in sim_tables.session_bars(self).items()
+        )
 
     def daily_quotes(self, start: dt.date | None = None, end: dt.date | None = None, code: str | None = None) -> pl.DataFrame:
         frame = date_slice(self._quotes, "Date", start, end)
@@ -881,6 +887,9 @@ def _build_statements(m: SimMarket) -> pl.DataFrame:
         "NumberOfTreasuryStockAtTheEndOfFiscalYear": np.round(sh * u.treasury[ii]),
         "AverageNumberOfShares": np.round(avg),
     }, nan_to_null=True)
+    grids = {"qtype": qtype, "month": k, "profit": profit, "avg_shares": avg_shares, "forecast": forecast,
+             "next_forecast": next_forecast}
+    frame = frame.hstack(pl.DataFrame(_summary_extras(m, n_months, grids, jj, ii, frame), nan_to_null=True))
     # Forecast revisions between statements: the guidance in force (this year's, or the next year's after
     # an FY statement) moves with the revision's surprise; actuals stay empty.
     rev_keep = sch.rev & (sch.rev_disclosed >= np.datetime64(m.start)) & (sch.rev_disclosed <= np.datetime64(m.end))
@@ -914,5 +923,119 @@ def _build_statements(m: SimMarket) -> pl.DataFrame:
         "ForecastProfit": yen(r_profit),
         "ForecastEarningsPerShare": np.round(r_profit / at(avg_shares), 2),
     }, nan_to_null=True)
-    frame = pl.concat([frame, revisions], how="diagonal_relaxed").select(frame.columns)
+    frame = pl.concat([frame, revisions], how="diagonal_relaxed")
+
+    def column(name: str, dtype: type[pl.DataType]) -> pl.Expr:
+        """Every documented field, typed; one a row lacks is "" on the wire, so a null number or date and
+        a "" string in typed frames (as the client reads the wire)."""
+        col = (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype)
+        return (col.fill_null("") if dtype == pl.Utf8 else col).alias(name)
+
+    frame = frame.select([column(c, t) for c, t in STATEMENTS.schema.items()])
     return frame.sort("DisclosedDate", "DisclosedTime", "LocalCode")
+
+
+_SUMMARY_KEY = 0x53554D  # spawn-key prefix of the summary extras' streams: apart from every other stream
+# From this disclosure date the summaries report SignificantChangesInTheScopeOfConsolidation instead of
+# MaterialChangesInSubsidiaries (the quarterly-disclosure reform).
+SCOPE_FLAG_FROM = np.datetime64("2024-07-22")
+
+
+def _summary_rng(m: SimMarket, stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(m.seed, spawn_key=(_SUMMARY_KEY, stream)))
+
+
+def _summary_extras(m: SimMarket, n_months: int, grids: dict[str, np.ndarray], jj: np.ndarray, ii: np.ndarray,
+                    core: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The fins/summary fields beyond the core P&L, balance sheet and forecasts, for the statements at
+    grid cells (jj, ii) whose core columns are `core` (v1 names; NaN = empty).
+
+    Derived from the core figures, with per-stock traits and per-month flag draws from streams of their
+    own (`_summary_rng`: no draw of another stream changes): diluted EPS a little below EPS for about
+    45% of the issuers; cash flows at 2Q and FY; dividends as `sim_tables.dividend` pays them (interim
+    from the half-year EPS, final from the full year's) with forecasts from the forecast EPS; first-half
+    forecasts at 1Q (this year) and FY (next year); non-consolidated results and owners' equity and ROE
+    at FY; accounting-change flags, mostly "false".
+    """
+    u = m.universe
+    traits = _summary_rng(m, 0).random((m.n_stocks, 10))[ii]
+    draws = _summary_rng(m, 1).random((n_months, m.n_stocks, 5))[grids["month"][jj, ii], ii]
+    qt = grids["qtype"][jj, ii]
+    fy, q1, cash_flow = qt == 4, qt == 1, (qt == 2) | (qt == 4)
+    col = lambda name: core[name].fill_null(np.nan).to_numpy().astype(float)  # noqa: E731
+    sales, op, profit, eps = col("NetSales"), col("OperatingProfit"), col("Profit"), col("EarningsPerShare")
+    assets, equity, avg = col("TotalAssets"), col("Equity"), col("AverageNumberOfShares")
+    outstanding = col("NumberOfIssuedAndOutstandingSharesAtTheEndOfFiscalYearIncludingTreasuryStock") - col(
+        "NumberOfTreasuryStockAtTheEndOfFiscalYear")
+    feps, nx_eps = col("ForecastEarningsPerShare"), col("NextYearForecastEarningsPerShare")
+    ifrs = u.ifrs[ii]
+    nan = np.full(len(ii), np.nan)
+    yen = lambda a: np.round(a, -6)  # noqa: E731  amounts in yen, reported to the million
+    dps = lambda e: np.maximum(np.round(0.3 * e / 2 * 2) / 2, 0)  # noqa: E731  as sim_tables.dividend pays
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(den > 0, np.round(num / den, 3), np.nan)
+
+    # The interim dividend is paid on the half-year EPS of the same fiscal year (its 2Q cell).
+    eps_grid = np.round(grids["profit"] / grids["avg_shares"], 2)
+    interim = np.where(qt >= 2, dps(eps_grid[np.where(qt >= 2, jj - (qt - 2), jj), ii]), nan)
+    final = np.where(fy, dps(eps), nan)
+    annual = interim + final
+    f_div_2q = np.where(q1, dps(feps / 2), nan)
+    f_div_fy = np.where(qt == 2, interim, dps(feps))  # at 2Q the final is forecast at the interim's level
+    f_div_ann = np.where(q1, f_div_2q, interim) + f_div_fy
+    nx_div_2q, nx_div_fy = dps(nx_eps / 2), dps(nx_eps)
+    cfo = np.where(cash_flow, yen(op * (1.05 + 0.3 * traits[:, 0])), nan)
+    # First-half forecasts: this year's at 1Q, next year's with the FY results, at the margins in force.
+    half = 0.48 + 0.04 * traits[:, 1]
+    op_margin, np_margin = op / sales, profit / sales
+    h_sales = np.where(q1, grids["forecast"][jj, ii], grids["next_forecast"][jj, ii]) * half
+    h_sales = np.where(q1 | fy, h_sales, nan)
+    first_half = {
+        "NetSales2ndQuarter": yen(h_sales), "OperatingProfit2ndQuarter": yen(h_sales * op_margin),
+        "OrdinaryProfit2ndQuarter": np.where(ifrs, np.nan, yen(h_sales * op_margin * 1.03)),
+        "Profit2ndQuarter": yen(h_sales * np_margin),
+        "EarningsPerShare2ndQuarter": np.round(h_sales * np_margin / avg, 2),
+    }
+    # Non-consolidated (parent-only, Japanese GAAP even for IFRS groups) results at FY.
+    parent = np.where(fy, 0.35 + 0.45 * traits[:, 2], np.nan)
+    nc_sales, nc_op, nc_np = yen(sales * parent), yen(op * parent * 0.9), yen(profit * parent * 0.95)
+    nc_assets, nc_equity = yen(assets * (0.45 + 0.3 * parent)), yen(equity * (0.5 + 0.4 * parent))
+    owners_equity = yen(equity * (0.95 + 0.04 * traits[:, 3]))
+    nc_owners_equity = yen(nc_equity * 0.995)
+    flag = lambda b: np.where(b, "true", "false")  # noqa: E731
+    scope_form = core["DisclosedDate"].to_numpy().astype("datetime64[D]") >= SCOPE_FLAG_FROM
+    return {
+        "DilutedEarningsPerShare": np.where((traits[:, 4] < 0.45) & (eps > 0),
+                                            np.round(eps * (1 - 0.002 - 0.01 * traits[:, 5]), 2), nan),
+        "CashFlowsFromOperatingActivities": cfo,
+        "CashFlowsFromInvestingActivities": yen(-np.abs(cfo) * (0.4 + 0.5 * traits[:, 6])),
+        "CashFlowsFromFinancingActivities": yen(-np.abs(cfo) * (0.1 + 0.4 * traits[:, 7])),
+        "CashAndEquivalents": np.where(cash_flow, yen(assets * (0.06 + 0.14 * traits[:, 8])), nan),
+        "ResultDividendPerShare2ndQuarter": interim, "ResultDividendPerShareFiscalYearEnd": final,
+        "ResultDividendPerShareAnnual": annual, "ResultTotalDividendPaidAnnual": yen(annual * outstanding),
+        "ResultPayoutRatioAnnual": ratio(annual, eps),
+        "ForecastDividendPerShare2ndQuarter": f_div_2q, "ForecastDividendPerShareFiscalYearEnd": f_div_fy,
+        "ForecastDividendPerShareAnnual": f_div_ann, "ForecastPayoutRatioAnnual": ratio(f_div_ann, feps),
+        "NextYearForecastDividendPerShare2ndQuarter": nx_div_2q,
+        "NextYearForecastDividendPerShareFiscalYearEnd": nx_div_fy,
+        "NextYearForecastDividendPerShareAnnual": nx_div_2q + nx_div_fy,
+        "NextYearForecastPayoutRatioAnnual": ratio(nx_div_2q + nx_div_fy, nx_eps),
+        **{f"Forecast{k}": np.where(q1, v, nan) for k, v in first_half.items()},
+        **{f"NextYearForecast{k}": np.where(fy, v, nan) for k, v in first_half.items()},
+        "MaterialChangesInSubsidiaries": np.where(scope_form, "", flag(draws[:, 0] < 0.02)),
+        "SignificantChangesInTheScopeOfConsolidation": np.where(scope_form, flag(draws[:, 0] < 0.02), ""),
+        "ChangesBasedOnRevisionsOfAccountingStandard": flag(draws[:, 1] < 0.03),
+        "ChangesOtherThanOnesBasedOnRevisionsOfAccountingStandard": flag(draws[:, 2] < 0.02),
+        "ChangesInAccountingEstimates": flag(draws[:, 3] < 0.02),
+        "RetrospectiveRestatement": flag(draws[:, 4] < 0.01),
+        "NonConsolidatedNetSales": nc_sales, "NonConsolidatedOperatingProfit": nc_op,
+        "NonConsolidatedOrdinaryProfit": yen(nc_op * 1.08), "NonConsolidatedProfit": nc_np,
+        "NonConsolidatedEarningsPerShare": np.round(nc_np / avg, 2), "NonConsolidatedTotalAssets": nc_assets,
+        "NonConsolidatedEquity": nc_equity, "NonConsolidatedEquityToAssetRatio": ratio(nc_equity, nc_assets),
+        "NonConsolidatedBookValuePerShare": np.round(nc_equity / avg, 2),
+        "ShareholdersEquity": owners_equity, "NonConsolidatedShareholdersEquity": nc_owners_equity,
+        "ReturnOnEquity": np.where(fy, ratio(profit, owners_equity), nan),
+        "NonConsolidatedReturnOnEquity": ratio(nc_np, nc_owners_equity),
+    }

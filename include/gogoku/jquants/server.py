@@ -13,7 +13,7 @@ minute 429 with Retry-After; a query whose full result exceeds `max_rows` 413. P
 
 Faults, deterministic for the market's seed (the n-th visit of a URL always draws the same): slow
 answers, 5xx, connection resets and truncated bodies, each at its own rate (`Faults`).
-Test hooks: `GET /__sim__/stats` (requests per path, answers per status, faults per kind) and
+Test hooks: `GET /__sim__/stats` (requests per path, answers per status, faults per kind, tokens issued) and
 `POST /__sim__/reset`.
 """
 
@@ -141,6 +141,7 @@ class _State:
     recent: dict[str, deque[float]] = field(default_factory=dict)  # request times per account
     refresh_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (mail, expiry)
     id_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
+    issued: list[str] = field(default_factory=list)  # every token handed out (for leak checks in tests)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -191,10 +192,11 @@ def _message(status: int, message: str, headers: dict[str, str] | None = None) -
     return web.json_response({"message": message}, status=status, headers=headers)
 
 
-def _to_wire(spec: Endpoint, frame: pl.DataFrame, version: str) -> pl.DataFrame:
-    """The version's names; dates as YYYY-MM-DD; fins send every value as a string, "" when empty."""
+def _to_wire(spec: Endpoint, frame: pl.DataFrame, version: str, plan: str) -> pl.DataFrame:
+    """The fields the version sends to the plan, with the version's names; dates as YYYY-MM-DD; fins send
+    every value as a string, "" when empty."""
     exprs = []
-    for f in spec.fields:
+    for f in spec.wire_fields(version, plan):
         col = pl.col(f.v1)
         if f.kind is Kind.DATE:
             col = col.dt.strftime("%Y-%m-%d")
@@ -314,7 +316,7 @@ def _handler(spec: Endpoint, version: str) -> Callable[[web.Request], Awaitable[
         if state.max_rows is not None and frame.height > state.max_rows:
             return _message(413, TOO_LARGE)
         page = frame.slice(offset, state.page_size)
-        rows = _to_wire(spec, page, version).write_json() if page.height else "[]"
+        rows = _to_wire(spec, page, version, state.plan).write_json() if page.height else "[]"
         body = "{" + json.dumps(data_key) + ":" + rows
         if offset + page.height < frame.height:
             body += ',"pagination_key":' + json.dumps(_pagination_key(offset + page.height, fingerprint))
@@ -338,6 +340,7 @@ async def _auth_user(request: web.Request) -> web.Response:
         return _message(400, BAD_CREDENTIALS)
     token = secrets.token_urlsafe(32)
     state.refresh_tokens[token] = (mail, time.monotonic() + creds.refresh_token_ttl_s)
+    state.issued.append(token)
     return web.json_response({"refreshToken": token})
 
 
@@ -352,6 +355,7 @@ async def _auth_refresh(request: web.Request) -> web.Response:
         return _message(400, BAD_REFRESH_TOKEN)
     token = secrets.token_urlsafe(32)
     state.id_tokens[token] = (mail, time.monotonic() + state.credentials.id_token_ttl_s)
+    state.issued.append(token)
     return web.json_response({"idToken": token})
 
 
@@ -415,7 +419,8 @@ async def _gate(request: web.Request, handler: Any) -> web.StreamResponse:
             if wait is not None:
                 response = _message(429, RATE_LIMITED, headers={"Retry-After": str(max(1, math.ceil(wait)))})
     if response is None:
-        fault, variant = state.draw(str(request.rel_url))
+        # Token endpoints draw by path: their URLs carry one-time tokens, which would make the draws random.
+        fault, variant = state.draw(request.path if request.path.startswith("/v1/token/") else str(request.rel_url))
         if fault is not None:
             state.fault_counts[fault] += 1
         if fault == "slow":
@@ -434,7 +439,8 @@ async def _gate(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 async def _stats(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE_KEY].stats())
+    state = request.app[STATE_KEY]
+    return web.json_response({**state.stats(), "issued_tokens": list(state.issued)})
 
 
 async def _reset(request: web.Request) -> web.Response:

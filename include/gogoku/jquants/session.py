@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from gogoku.config import Settings
+from gogoku.jquants.checkpoint import QueryCheckpoint
 from gogoku.jquants.client import JQuantsClient
 from gogoku.jquants.ratelimit import RateLimit
 
@@ -59,6 +60,7 @@ def make_client(settings: Settings, url: str | None = None, **client_options: An
         "mailaddress": settings.mailaddress or (SIM_MAILADDRESS if builtin else None),
         "password": settings.password or (SIM_PASSWORD if builtin else None),
         "rate_limit": RateLimit.for_plan(settings.plan_tier, None if builtin else settings.rate_limit, window),
+        "max_retry_after_s": settings.max_retry_after_s,
     }
     return JQuantsClient(base_url, **{**options, **client_options})
 
@@ -78,15 +80,19 @@ async def open_client(settings: Settings, **client_options: Any) -> AsyncIterato
 
 
 def fetch_sync(settings: Settings, source: str, start: dt.date, end: dt.date, codes: list[str] | None = None,
-               **client_options: Any) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Fetch one source for [start, end]; returns the typed frame and request statistics."""
+               checkpoint: QueryCheckpoint | None = None, **client_options: Any) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Fetch one source for [start, end]; returns the typed frame and request statistics.
+
+    `checkpoint` keeps each completed query, so that a rerun after a failure resumes (see `JQuantsClient.fetch`).
+    """
 
     async def run() -> tuple[pl.DataFrame, dict[str, Any]]:
         t0 = time.perf_counter()
         async with open_client(settings, **client_options) as client:
-            frame = await client.fetch(source, start, end, codes)
+            frame = await client.fetch(source, start, end, codes, checkpoint=checkpoint)
             stats = {
                 "source": source, "rows": frame.height, "api_calls": client.api_calls,
+                "reused_queries": client.reused_queries,
                 "calls_by_path": dict(client.calls_by_path), "statuses": dict(client.statuses),
                 "elapsed_s": round(time.perf_counter() - t0, 3),
             }

@@ -1,7 +1,7 @@
 """The simulator's market-data tables beyond prices and statements, typed with v1 names (see endpoints).
 
-Publication schedules (JST; "usable" is the first session whose feature row may use a record, DESIGN
-contract 6):
+Publication schedules (JST; "usable" is the first session whose feature row may use a record under the
+as-of rule):
 
 | table | record | published | usable |
 |---|---|---|---|
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 _TABLES = ("weekly_margin", "daily_margin", "trades_spec", "short_selling", "positions", "indices", "prices_am",
            "breakdown", "dividend")
 ALERT_LEVEL = 1.4  # margin imbalance above which a stock's balances are published daily
+MARGIN_VALUES_FROM = np.datetime64("2026-09-25")  # first application date with PubDate and yen balances
 
 
 def _rng(m: SimMarket, table: str) -> np.random.Generator:
@@ -81,13 +82,23 @@ def weekly_margin_interest(m: SimMarket) -> pl.DataFrame:
     long = _round100(shares * life.long_frac[ii] * np.exp(0.35 * x[w, ii] + 0.05 * noise[w, ii, 0]))
     short = _round100(shares * life.short_frac[ii] * np.exp(-0.35 * x[w, ii] + 0.08 * noise[w, ii, 1]))
     split = _margin_split(long, short, u.margin[ii] == "2")
+    # Since the 2026-09-28 revision the API also sends the publication date and the balances in yen (at
+    # the record date's close), empty for applications before 2026-09-25.
+    revised = wk.record[w] >= MARGIN_VALUES_FROM
+    close = np.where(revised, m.paths.close[t, ii], np.nan)
+    values = {f"{side}MarginTradeValue": np.round(vol * close) for side, vol in (
+        ("Short", short), ("Long", long), ("ShortNegotiable", split["short_neg"]),
+        ("LongNegotiable", split["long_neg"]), ("ShortStandardized", split["short_std"]),
+        ("LongStandardized", split["long_std"]))}
     return _typed("weekly_margin_interest", pl.DataFrame({
         "Date": _dates(wk.record[w], "Date"), "Code": u.codes[ii],
         "ShortMarginTradeVolume": short, "LongMarginTradeVolume": long,
         "ShortNegotiableMarginTradeVolume": split["short_neg"], "LongNegotiableMarginTradeVolume": split["long_neg"],
         "ShortStandardizedMarginTradeVolume": split["short_std"], "LongStandardizedMarginTradeVolume": split["long_std"],
         "IssueType": u.margin[ii],
-    }))
+        "PublishedDate": _dates(np.where(revised, wk.margin_published[w], np.datetime64("NaT")), "PublishedDate"),
+        **values,
+    }, nan_to_null=True))
 
 
 def daily_margin_interest(m: SimMarket) -> pl.DataFrame:
@@ -353,24 +364,71 @@ def indices(m: SimMarket) -> pl.DataFrame:
     return _typed("indices", pl.concat(frames))
 
 
-def prices_am(m: SimMarket) -> pl.DataFrame:
-    """Morning-session bars inside each day's bar: the open is the day's open, about half the volume."""
+def morning_bars(m: SimMarket) -> dict[str, np.ndarray]:
+    """Morning-session bars inside each day's bar, one value per listed (session, code) in session-major
+    order (`np.nonzero(m._listed_mask)`): the open is the day's open, about half the volume. Drawn afresh
+    from the table's own stream, so prices_am and the daily bars' morning fields agree."""
     from gogoku.jquants.market import _on_grid
 
     p, listed = m.paths, m._listed_mask
     z = _rng(m, "prices_am").random((len(m.days), m.n_stocks, 4))
     tt, ii = np.nonzero(listed)
-    o, h, lo, c = p.open[tt, ii], p.high[tt, ii], p.low[tt, ii], p.close[tt, ii]
-    zz = z[tt, ii]
+    # Boolean selection keeps np.nonzero's session-major order, faster than gathering by (tt, ii).
+    o, h, lo, c = p.open[listed], p.high[listed], p.low[listed], p.close[listed]
+    zz = z[listed]
     mc = np.clip(_on_grid(o + zz[:, 0] * (c - o) + (zz[:, 1] - 0.5) * (h - lo) * 0.5), lo, h)
     top, bottom = np.maximum(o, mc), np.minimum(o, mc)
     mh = np.clip(_on_grid(top + zz[:, 2] * (h - top), "ceil"), top, h)
     ml = np.clip(_on_grid(bottom - zz[:, 3] * (bottom - lo), "floor"), lo, bottom)
-    mv = np.maximum(_round100(p.volume[tt, ii] * (0.4 + 0.2 * zz[:, 1])), 100)
+    mv = np.maximum(_round100(p.volume[listed] * (0.4 + 0.2 * zz[:, 1])), 100)
+    return {"t": tt, "i": ii, "open": o, "high": mh, "low": ml, "close": mc, "volume": mv,
+            "turnover": np.round(mv * (o + mh + ml + mc) / 4)}
+
+
+def prices_am(m: SimMarket) -> pl.DataFrame:
+    """Morning-session bars (`morning_bars`)."""
+    am = morning_bars(m)
     return _typed("prices_am", pl.DataFrame({
-        "Date": _dates(m.days[tt], "Date"), "Code": m.universe.codes[ii], "MorningOpen": o, "MorningHigh": mh,
-        "MorningLow": ml, "MorningClose": mc, "MorningVolume": mv, "MorningTurnoverValue": np.round(mv * (o + mh + ml + mc) / 4),
+        "Date": _dates(m.days[am["t"]], "Date"), "Code": m.universe.codes[am["i"]], "MorningOpen": am["open"],
+        "MorningHigh": am["high"], "MorningLow": am["low"], "MorningClose": am["close"],
+        "MorningVolume": am["volume"], "MorningTurnoverValue": am["turnover"],
     }))
+
+
+def session_bars(m: SimMarket) -> dict[str, np.ndarray]:
+    """The daily bars' Morning* and Afternoon* fields (v1 names), per listed (session, code) in session-major
+    order. No draws: the morning is `morning_bars`; the afternoon opens a quarter of the way from the
+    morning close to the day's close, closes at it, and reaches the day's high (low) unless the morning
+    did, when its bar spans only its open and close; the volume and turnover are the day's less the
+    morning's. Adjusted fields use the day's back-adjustment; the limit flags (bool arrays, "1"/"0" on
+    the wire) say which session touched the limit."""
+    from gogoku.jquants.market import _on_grid
+
+    p, am, listed = m.paths, morning_bars(m), m._listed_mask
+    h, lo, c = p.high[listed], p.low[listed], p.close[listed]
+    vol, turnover = p.volume[listed], p.turnover[listed]
+    cum = np.cumprod(p.factor, axis=0)
+    to_end = (cum[-1] / cum)[listed]
+    ao = np.clip(_on_grid(am["close"] + 0.25 * (c - am["close"])), lo, h)
+    ah = np.where(am["high"] < h, h, np.maximum(ao, c))
+    al = np.where(am["low"] > lo, lo, np.minimum(ao, c))
+    av = vol - am["volume"]
+    upper, lower = p.upper[listed], p.lower[listed]
+    sessions = {
+        "Morning": (am["open"], am["high"], am["low"], am["close"], am["volume"], am["turnover"]),
+        "Afternoon": (ao, ah, al, c, av, np.where(av > 0, np.maximum(turnover - am["turnover"], 0), 0.0)),
+    }
+    out: dict[str, np.ndarray] = {}
+    for name, (o_, h_, l_, c_, v_, va_) in sessions.items():
+        out.update({
+            f"{name}Open": o_, f"{name}High": h_, f"{name}Low": l_, f"{name}Close": c_,
+            f"{name}UpperLimit": upper & (h_ >= h), f"{name}LowerLimit": lower & (l_ <= lo),
+            f"{name}Volume": v_, f"{name}TurnoverValue": va_,
+            f"{name}AdjustmentOpen": o_ * to_end, f"{name}AdjustmentHigh": h_ * to_end,
+            f"{name}AdjustmentLow": l_ * to_end, f"{name}AdjustmentClose": c_ * to_end,
+            f"{name}AdjustmentVolume": v_ / to_end,
+        })
+    return out
 
 
 _SELL_SIDE = (("LongSell", 0.55), ("ShortSellWithoutMargin", 0.25), ("MarginSellNew", 0.08), ("MarginSellClose", 0.12))
