@@ -30,11 +30,11 @@ export POLARS_MAX_THREADS=${POLARS_MAX_THREADS:-$THREADS}
 mkdir -p "$RESULTS"
 stamp() { date -u +%H:%M:%S; }
 
-DATASET=$GOGOKU_DATA_ROOT/datasets/ml_dataset_${START//-/}_${END//-/}.parquet
+DATASET=$GOGOKU_DATA_ROOT/datasets/ml_dataset_standard_${START//-/}_${END//-/}.parquet
 if [[ ! -f $DATASET ]]; then
   echo "$(stamp) building the dataset $START .. $END"
   POLARS_MAX_THREADS=$CORES $PYTHON -m gogoku.cli dataset build --start "$START" --end "$END" --plan standard \
-    --out "$GOGOKU_DATA_ROOT/datasets" --lookback-days 420 2>"$RESULTS/dataset.err" | tail -1 >"$RESULTS/dataset.json"
+    --lookback-days 420 2>"$RESULTS/dataset.err" | tail -1 >"$RESULTS/dataset.json"
 fi
 # The dataset's content hash, to check it is the one other runs (e.g. the LightGBM baseline) used.
 $PYTHON -c "import polars as pl, sys; df = pl.read_parquet(sys.argv[1]); print(df.shape, df.hash_rows(seed=0).sum())" \

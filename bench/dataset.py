@@ -75,9 +75,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"building {preset['start']} .. {preset['end']} offline ...", file=sys.stderr)
         build, build_s, build_rss = gogoku(
             ["dataset", "build", "--start", preset["start"], "--end", preset["end"], "--plan", args.plan,
-             "--out", str(root / "datasets"), "--offline", "--graph-step", str(args.graph_step)], env)
-        manifest_file = Path(build["path"]).with_name(Path(build["path"]).stem + ".manifest.json")
-        manifest = json.loads(manifest_file.read_text())
+             "--offline", "--graph-step", str(args.graph_step)], env)
+        manifest = json.loads(Path(build["manifest"]).read_text())
     groups: dict[str, int] = {}
     for feature in manifest.get("features", []):
         groups[feature["group"]] = groups.get(feature["group"], 0) + 1

@@ -2,7 +2,10 @@
 
 - `prepare_training`: checks the params and turns them into the `gogoku train` argv, one argv per
   walk-forward fold for the fold tasks, and the pod profile (gpu for atft_gat_fan, cpu otherwise;
-  the local runner ignores it). The model folder is `<data root>/models/<model>_<run id>`.
+  the local runner ignores it). The dataset is, in this order: the `dataset` param; the URI in the
+  triggering `gogoku_datasets` asset event (a run the scheduler started for a new dataset: the
+  newest event when several coalesced); the newest dataset of the `plan_tier` param. The model
+  folder is `<data root>/models/<model>_<run id>`.
 - `fold_commands`, `train_fold` (neural models with `fold_parallel`; mapped, one task / pod per fold):
   `gogoku train ... --run-name <folder> --fold k`; skipped for LightGBM.
 - `train`: `gogoku train --dataset <path|latest> --model <model> --run-name <folder> [overrides...]`:
@@ -11,11 +14,10 @@
   checkpoints in the folder.
 - `report`: logs the headline metrics as a table.
 
-Params: `dataset` (a dataset parquet; empty = the latest one built under the data root), `model`,
-`overrides` (Hydra overrides, e.g. ["model.params.num_leaves=63"]), `fold_parallel`.
-Runs on demand (schedule None): training is the expensive step, and a new dataset is not always
-worth a model. To retrain after every validated dataset, schedule it on the asset instead:
-`schedule=[gogoku_airflow.assets.DATASETS]`.
+Params: `dataset` (a dataset URI; empty = see above), `plan_tier` (whose newest dataset `latest`
+means), `model`, `overrides` (Hydra overrides, e.g. ["model.params.num_leaves=63"]), `fold_parallel`.
+Scheduled on the asset `gogoku_datasets`: once unpaused, every validated dataset gets a model; keep
+it paused to train on demand only (the trigger form and `airflow dags trigger` work either way).
 """
 
 from __future__ import annotations
@@ -27,21 +29,24 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from gogoku_airflow.assets import DATASETS
 from gogoku_airflow.defaults import default_args
-from gogoku_airflow.params import MODELS
+from gogoku_airflow.params import MODELS, plan_tier_param
 from gogoku_airflow.runners import gogoku_task
 
 log = logging.getLogger("airflow.task")
 
 
 @dag(
-    schedule=None,
+    schedule=[DATASETS],
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     default_args=default_args(execution_timeout=timedelta(hours=12)),
     tags=["gogoku", "training"],
     params={
-        "dataset": Param("", type="string", description="Dataset parquet path; empty: the latest built dataset."),
+        "dataset": Param(None, type=["null", "string"],
+                         description="Dataset URI; empty: the asset event's dataset, else the newest of plan_tier."),
+        "plan_tier": plan_tier_param("Plan tier whose newest dataset an empty `dataset` means."),
         "model": Param(MODELS[0], type="string", enum=list(MODELS), description="Model to train."),
         "overrides": Param([], type="array", items={"type": "string"},
                            description="Hydra overrides, one per item, e.g. model.params.num_leaves=63."),
@@ -53,6 +58,7 @@ log = logging.getLogger("airflow.task")
 def gogoku_training() -> None:
     @task(multiple_outputs=True)
     def prepare_training(**context: Any) -> dict[str, Any]:
+        from gogoku_airflow.assets import uri_from_events
         from gogoku_airflow.params import (
             GPU_MODELS,
             NEURAL_MODELS,
@@ -61,14 +67,28 @@ def gogoku_training() -> None:
             run_name,
             validate_overrides,
         )
+        from gogoku_airflow.plans import PLAN_TIERS
 
         params = context["params"]
         model = check_choice("model", params.get("model"), MODELS)
         overrides = validate_overrides(params.get("overrides") or [])
-        dataset = str(params.get("dataset") or "").strip() or "latest"
-        argv = ["train", "--dataset", dataset, "--model", model, "--run-name", run_name(model, context["run_id"])]
+        plan = check_choice("plan_tier", params.get("plan_tier"), PLAN_TIERS)
+        dataset = str(params.get("dataset") or "").strip()
+        if dataset:
+            log.info("dataset from the param: %s", dataset)
+        else:
+            dataset, event = uri_from_events(context.get("triggering_asset_events"))
+            if dataset:
+                plan = str(event.get("plan") or plan)
+                log.info("dataset from the triggering asset event: %s (%s)", dataset, event)
+            else:
+                dataset = "latest"
+                log.info("dataset: the newest %s dataset under the data root", plan)
+        argv = ["train", "--dataset", dataset, "--plan", plan, "--model", model,
+                "--run-name", run_name(model, context["run_id"])]
         folds = n_splits_from_overrides(overrides) if model in NEURAL_MODELS and params.get("fold_parallel") else 0
-        return {"argv": [*argv, *overrides], "folds": folds, "profile": "gpu" if model in GPU_MODELS else "cpu"}
+        return {"argv": [*argv, *overrides], "folds": folds, "profile": "gpu" if model in GPU_MODELS else "cpu",
+                "plan": plan}
 
     @task
     def fold_commands(argv: list[str], folds: int) -> list[list[str]]:
@@ -85,8 +105,9 @@ def gogoku_training() -> None:
 
     prepared = prepare_training()
     commands = fold_commands(prepared["argv"], prepared["folds"])
-    folds = gogoku_task("train_fold", commands, profile=prepared["profile"], map_argv=True)
-    train = gogoku_task("train", prepared["argv"], profile=prepared["profile"], trigger_rule="none_failed")
+    folds = gogoku_task("train_fold", commands, profile=prepared["profile"], plan_tier=prepared["plan"], map_argv=True)
+    train = gogoku_task("train", prepared["argv"], profile=prepared["profile"], plan_tier=prepared["plan"],
+                        trigger_rule="none_failed")
     folds >> train
     report(train.output)
 

@@ -1,22 +1,26 @@
-# The GPU worker image that KubernetesPodOperator / GKEStartPodOperator tasks run (`gogoku ...`).
-# CUDA 12 runtime + torch 2.13.0 (cu12 build) + cudf-polars for the polars GPU engine.
+# The worker image that the kubernetes / gke pod tasks run (`gogoku ...`), GPU steps included.
+# Python 3.11 as the Airflow image (apache/airflow:3.3.2-python3.11) and constraints.txt. No CUDA base
+# image is needed: PyPI's torch wheel carries its CUDA runtime (nvidia-* wheels); the node provides
+# the driver (GKE GPU node pools install it).
 # Build from the repository root:  docker build -f docker/worker.Dockerfile -t gogoku-worker:latest .
-FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+FROM python:3.11.14-slim-bookworm
 
-RUN apt-get update && apt-get install -y --no-install-recommends python3.11 python3.11-venv ca-certificates \
+# libgomp1: LightGBM's OpenMP runtime.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
  && rm -rf /var/lib/apt/lists/* \
- && python3.11 -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+ && useradd --create-home --uid 50000 gogoku
 
 WORKDIR /opt/gogoku
-COPY requirements.txt requirements-gpu.txt constraints.txt pyproject.toml ./
-# The worker needs the core package's dependencies only, not Airflow itself.
-RUN grep -v '^apache-airflow' requirements.txt > requirements-worker.txt \
- && pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cu128 "torch==2.13.0" \
- && pip install --no-cache-dir -r requirements-worker.txt -r requirements-gpu.txt --extra-index-url https://pypi.nvidia.com
+COPY requirements-worker.txt constraints.txt pyproject.toml ./
+# The core package's dependencies only (not Airflow), under the same pins as the Airflow image.
+RUN pip install --no-cache-dir -r requirements-worker.txt -c constraints.txt
 COPY include ./include
 COPY configs ./configs
-RUN pip install --no-cache-dir --no-deps .
-ENV GOGOKU_CONFIG_DIR=/opt/gogoku/configs
+RUN pip install --no-cache-dir --no-deps . && pip check
+ENV GOGOKU_CONFIG_DIR=/opt/gogoku/configs \
+    GOGOKU_LOCAL_CACHE=/var/cache/gogoku \
+    PYTHONUNBUFFERED=1
+USER 50000
 ENTRYPOINT []
 CMD ["gogoku", "--help"]

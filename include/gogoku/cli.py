@@ -1,8 +1,9 @@
-"""The `gogoku` command: the only entry point that DAG tasks and pods use (DESIGN contract 2).
+"""The `gogoku` command: the only entry point that DAG tasks and pods use (docs/cli.md).
 
-Every subcommand prints one JSON object as its last stdout line (and writes it to
-/airflow/xcom/return.json when that folder exists); progress goes to stderr through logging.
-Errors exit with status 2 and a one-line message naming the bad input.
+Every subcommand prints one JSON object as its last stdout line (and writes it to `--result-file`
+when given: the pod runner's /airflow/xcom/return.json); progress goes to stderr through logging.
+Artifacts are written under the data root and reported by their full URI. Errors exit with status 2
+and a one-line message naming the bad input.
 """
 
 from __future__ import annotations
@@ -42,6 +43,32 @@ def _date_range(args: argparse.Namespace, start_flag: str = "start", end_flag: s
     return start, end
 
 
+def _out_file(flag: str, value: str) -> Path:
+    """An output file path: its folder must exist or be creatable, and it must not be a folder."""
+    from gogoku.storage import ensure_writable_dir
+
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise InputError(f"{flag} {value}: is a folder; give a file name")
+    ensure_writable_dir(path.parent, f"{flag} {value}")
+    return path
+
+
+def _out_dir(flag: str, value: str) -> Path:
+    from gogoku.storage import ensure_writable_dir
+
+    return ensure_writable_dir(Path(value).expanduser(), f"{flag} {value}")
+
+
+def _read_parquet(flag: str, path: Path) -> Any:
+    import polars as pl
+
+    try:
+        return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise InputError(f"{flag} {path}: not a readable parquet file ({exc.__class__.__name__})") from None
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
     plan = getattr(args, "plan", None)
@@ -78,12 +105,13 @@ def cmd_sim_truth(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.jquants.market import SimMarket
 
     start, end = _date_range(args)
+    out = _out_file("--out", args.out)
     market = SimMarket(seed=args.seed, n_stocks=args.stocks, end=end)
     truth = market.truth().filter(pl.col("Date").is_between(start, end))
-    path = write_parquet_atomic(truth, Path(args.out))
+    path = write_parquet_atomic(truth, out)
     # Each planted family's weight, variance share and oracle RankIC@1d over the simulated span.
     strengths = market.signal_strengths().with_columns(pl.selectors.float().fill_nan(None).round(4)).to_dicts()
-    return {"path": str(path), "rows": truth.height, "codes": truth["Code"].n_unique(), "strengths": strengths}
+    return {"uri": str(path.absolute()), "rows": truth.height, "codes": truth["Code"].n_unique(), "strengths": strengths}
 
 
 # ---------------------------------------------------------------- fetch / cache
@@ -93,13 +121,21 @@ def cmd_fetch(args: argparse.Namespace) -> dict[str, Any]:
 
     (source,) = parse_sources(args.source)
     start, end = _date_range(args, "from_", "to")
+    out = _out_file("--out", args.out)
     with SourceLoader(_settings(args)) as loader:
         result = loader.load(source, start, end, force=args.no_cache)
-    path = write_parquet_atomic(result.frame, Path(args.out))
+    path = write_parquet_atomic(result.frame, out)
     return {
-        "source": source, "path": str(path), "rows": result.frame.height, "api_calls": loader.api_calls,
+        "source": source, "uri": str(path.absolute()), "rows": result.frame.height, "api_calls": loader.api_calls,
         "cache": result.hit, "coverage": round(result.coverage, 4),
     }
+
+
+def _cache_uri(loader: Any, path: Path) -> str:
+    """The data-root URI of a raw cache file the loader returned (a path in the working copy)."""
+    store = loader.settings.store
+    rel = store.root.relative(path)
+    return store.uri(rel) if rel is not None else str(path)
 
 
 def cmd_cache_refresh(args: argparse.Namespace) -> dict[str, Any]:
@@ -113,30 +149,31 @@ def cmd_cache_refresh(args: argparse.Namespace) -> dict[str, Any]:
             calls_before = loader.api_calls
             result = loader.load(source, start, end, force=args.force)
             report[source] = {
-                "path": str(result.path), "rows": result.frame.height, "hits": result.hit,
+                "uri": _cache_uri(loader, result.path), "rows": result.frame.height, "hits": result.hit,
                 "coverage": round(result.coverage, 4), "fetch_ranges": result.api_calls,
                 "api_calls": loader.api_calls - calls_before,
                 "missing_ranges": [[str(a), str(b)] for a, b in result.missing_ranges],
             }
     out = {"start": str(start), "end": str(end), "api_calls": loader.api_calls, "sources": report}
-    if loader.gcs is not None:
-        out["gcs"] = loader.synced.as_dict()
+    if loader.remote is not None:
+        out["synced"] = loader.synced.as_dict()
     return out
 
 
 def cmd_cache_sync(args: argparse.Namespace) -> dict[str, Any]:
-    from gogoku.cache.gcs import GcsSync, SyncReport, parse_data_root
+    from gogoku.cache.remote import RemoteSync, SyncReport
     from gogoku.cache.sources import CACHED_SOURCES, parse_sources
 
-    root = parse_data_root(_settings(args).data_root_url)
-    if not root.remote:
-        raise InputError(f"GOGOKU_DATA_ROOT={root.url} is not gs://bucket/prefix; there is nothing to sync")
+    store = _settings(args).store
+    if not store.remote:
+        raise InputError(f"GOGOKU_DATA_ROOT={store.url} is not an object store (gs://bucket/prefix); "
+                         "there is nothing to sync")
     sources = parse_sources(args.sources) if args.sources else list(CACHED_SOURCES)
     start = parse_date("--start", args.start) if args.start else None
     end = parse_date("--end", args.end) if args.end else None
     if start is not None and end is not None and end < start:
         raise InputError(f"--end {end} is before --start {start}")
-    sync = GcsSync.for_root(root)
+    sync = RemoteSync(store)
     total, per_source = SyncReport(), {}
     for source in sources:
         report = SyncReport()
@@ -146,7 +183,7 @@ def cmd_cache_sync(args: argparse.Namespace) -> dict[str, Any]:
             report.add(sync.push(source))
         per_source[source] = report.as_dict()
         total.add(report)
-    return {"root": root.url, "local": str(root.local), "direction": args.direction, **total.as_dict(),
+    return {"root": store.url, "local": str(store.root.local), "direction": args.direction, **total.as_dict(),
             "sources": per_source}
 
 
@@ -155,7 +192,8 @@ def cmd_dataset_build(args: argparse.Namespace) -> dict[str, Any]:
     import polars as pl
 
     from gogoku.cache.sources import SourceLoader
-    from gogoku.dataset.build import build_dataset, write_dataset
+    from gogoku.dataset.build import build_dataset
+    from gogoku.dataset.manifest import publish_dataset, write_dataset
     from gogoku.features.families import FAMILY_SOURCES
     from gogoku.jquants.endpoints import endpoint
 
@@ -178,10 +216,7 @@ def cmd_dataset_build(args: argparse.Namespace) -> dict[str, Any]:
                     log.warning("dataset: %s skipped: %s", source, exc)
     futures_features = None
     if args.futures_features:
-        path = Path(args.futures_features)
-        if not path.is_file():
-            raise InputError(f"--futures-features {path}: no such file")
-        futures_features = pl.read_parquet(path)
+        futures_features = _read_parquet("--futures-features", settings.store.localize(args.futures_features))
     # Popped so that the build can free the raw quotes once it no longer needs them.
     df, manifest = build_dataset(
         quotes=frames.pop("daily_quotes"), listed=frames["listed_info"], topix=frames["topix"],
@@ -190,18 +225,27 @@ def cmd_dataset_build(args: argparse.Namespace) -> dict[str, Any]:
         lookback_days=args.lookback_days, sources=family, graph_step=args.graph_step or None,
     )
     manifest["origin"] = loader.origin
-    parquet_path, manifest_path = write_dataset(df, manifest, Path(args.out))
+    if args.out:  # a local folder outside the data root
+        parquet_path, manifest_path = write_dataset(df, manifest, _out_dir("--out", args.out))
+        written = {"uri": str(parquet_path.absolute()), "manifest": str(manifest_path.absolute())}
+    else:
+        published = publish_dataset(settings.store, df, manifest)
+        written = {"uri": published["uri"], "manifest": published["manifest_uri"]}
     return {
-        "path": str(parquet_path), "manifest": str(manifest_path), "rows": df.height,
-        "codes": df["Code"].n_unique(), "features": len(manifest["features"]), "plan": settings.plan_tier,
-        "start": str(start), "end": str(end), "api_calls": loader.api_calls,
+        **written, "rows": df.height, "codes": df["Code"].n_unique(), "features": len(manifest["features"]),
+        "feature_groups": manifest["feature_groups"], "plan": settings.plan_tier, "start": str(start),
+        "end": str(end), "api_calls": loader.api_calls,
     }
 
 
 def cmd_dataset_validate(args: argparse.Namespace) -> dict[str, Any]:
-    from gogoku.dataset.build import validate_dataset
+    from gogoku.dataset.manifest import localize_dataset, validate_dataset
 
-    return validate_dataset(Path(args.path))
+    settings = _settings(args)
+    path, uri = localize_dataset(settings.store, args.path, settings.plan_tier, what="dataset")
+    summary = validate_dataset(path)
+    manifest_uri = uri[: -len(".parquet")] + ".manifest.json"
+    return {**summary, "uri": uri, "dataset": uri, "manifest": manifest_uri}
 
 
 def cmd_features_futures(args: argparse.Namespace) -> dict[str, Any]:
@@ -215,43 +259,43 @@ def cmd_features_futures(args: argparse.Namespace) -> dict[str, Any]:
         fut = loader.load("futures", start - dt.timedelta(days=args.lookback_days), end).frame
         topix = loader.load("topix", start - dt.timedelta(days=args.lookback_days), end).frame
     feats = futures_features(fut, topix=topix, start=start, end=end)
-    path = write_parquet_atomic(feats, Path(args.out))
     names = [c for c in feats.columns if c != "Date"]
-    return {"path": str(path), "rows": feats.height, "features": len(names), "start": str(start), "end": str(end)}
+    if args.out:
+        uri = str(write_parquet_atomic(feats, _out_file("--out", args.out)).absolute())
+    else:
+        rel = f"features/futures_{settings.plan_tier}_{start:%Y%m%d}_{end:%Y%m%d}.parquet"
+        write_parquet_atomic(feats, settings.store.local_path(rel))
+        (uri,) = settings.store.publish(rel)
+    return {"uri": uri, "rows": feats.height, "features": len(names), "start": str(start), "end": str(end)}
 
 
 # ---------------------------------------------------------------- train / report
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.train.run import train
 
-    dataset = None if args.dataset in ("", "latest") else Path(args.dataset)
-    if dataset is not None and not dataset.is_file():
-        raise InputError(f"--dataset {args.dataset}: no such file")
-    out = Path(args.out) if args.out else None
+    if args.out is not None and args.run_name is not None:
+        raise InputError("give --out or --run-name, not both")
     if args.run_name is not None:
-        if out is not None:
-            raise InputError("give --out or --run-name, not both")
         name = args.run_name.strip()
         if not name or name in (".", "..") or "/" in name or "\\" in name:
             raise InputError(f"--run-name {args.run_name!r}: expected a folder name without slashes")
-        out = _settings(args).data_root / "models" / name
-    return train(dataset=dataset, model=args.model, out_dir=out, overrides=list(args.overrides), only_folds=args.fold)
+    return train(dataset=args.dataset, model=args.model, out_dir=_out_dir("--out", args.out) if args.out else None,
+                 run_name=args.run_name, overrides=list(args.overrides), only_folds=args.fold,
+                 settings=_settings(args))
 
 
 def cmd_hpo(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.hpo.search import run_search
 
-    dataset = None if args.dataset in ("", "latest") else Path(args.dataset)
-    if dataset is not None and not dataset.is_file():
-        raise InputError(f"--dataset {args.dataset}: no such file")
-    return run_search(dataset, args.model, n_trials=args.n_trials, study_name=args.study, storage=args.storage,
-                      timeout_s=args.timeout, config=args.config, overrides=list(args.overrides))
+    return run_search(args.dataset, args.model, n_trials=args.n_trials, study_name=args.study, storage=args.storage,
+                      timeout_s=args.timeout, config=args.config, overrides=list(args.overrides),
+                      settings=_settings(args))
 
 
 def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.evaluate.report import print_summary
 
-    return print_summary(args.model_dir or ["latest"], _settings(args).data_root)
+    return print_summary(args.model_dir or ["latest"], _settings(args).store)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -264,14 +308,16 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         cost_bps=args.cost_bps, quantiles=args.quantiles, min_names=args.min_names, max_lag=args.max_lag,
         bootstrap=Bootstrap(resamples=args.bootstrap, block_length=args.block_length, seed=args.seed),
     )
-    out = Path(args.out) if args.out else None
-    return run_evaluation(args.model_dir or ["latest"], _settings(args).data_root, out, settings)
+    out = _out_dir("--out", args.out) if args.out else None
+    return run_evaluation(args.model_dir or ["latest"], _settings(args).store, out, settings)
 
 
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gogoku", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--result-file", default=None,
+                   help="also write the JSON result to this file (pods: /airflow/xcom/return.json for the XCom sidecar)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(parent: Any, name: str, func: Callable[[argparse.Namespace], dict[str, Any]], help_: str) -> argparse.ArgumentParser:
@@ -343,38 +389,46 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add(ds, "build", cmd_dataset_build, "build features and targets for a date range")
     sp.add_argument("--start", required=True)
     sp.add_argument("--end", required=True)
-    sp.add_argument("--out", required=True, help="output folder (datasets/)")
+    sp.add_argument("--out", default=None,
+                    help="a local folder to write into instead of <data root>/datasets (no latest pointer there)")
     sp.add_argument("--offline", action="store_true", help="read the raw cache only; fail where it lacks data")
-    sp.add_argument("--futures-features", default=None, help="parquet from `gogoku features futures` (premium)")
+    sp.add_argument("--futures-features", default=None,
+                    help="URI or path of the parquet from `gogoku features futures` (premium)")
     sp.add_argument("--lookback-days", type=int, default=LOOKBACK_DAYS)
     sp.add_argument("--graph-step", type=int, default=5,
                     help="rebuild the correlation graph every N sessions (0: no graph_*/peer_* features)")
     plan_arg(sp)
     sp = add(ds, "validate", cmd_dataset_validate, "check a dataset against its manifest and the schema")
-    sp.add_argument("path")
+    sp.add_argument("path", help="dataset URI or path, or `latest` (the newest of --plan)")
+    plan_arg(sp)
 
     feats = sub.add_parser("features", help="market-level feature files").add_subparsers(dest="features_cmd", required=True)
     sp = add(feats, "futures", cmd_features_futures, "futures features per date (premium plan)")
     sp.add_argument("--start", required=True)
     sp.add_argument("--end", required=True)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", default=None, help="a local file instead of <data root>/features/futures_<plan>_<range>.parquet")
     sp.add_argument("--offline", action="store_true")
     sp.add_argument("--lookback-days", type=int, default=LOOKBACK_DAYS)
     plan_arg(sp)
 
     sp = add(sub, "train", cmd_train, "train a model with walk-forward evaluation (Hydra overrides pass through)")
-    sp.add_argument("--dataset", default="latest", help="dataset parquet, or `latest` (default)")
+    sp.add_argument("--dataset", default="latest",
+                    help="dataset URI or path, or `latest` (default: the newest dataset of --plan in the data root)")
     sp.add_argument("--model", default="lightgbm", help="a configs/model/ name: lightgbm, atft_gat_fan, atft_tiny")
-    sp.add_argument("--out", default=None, help="model folder (default: <data root>/models/<model>_<dataset>_<time>)")
+    sp.add_argument("--out", default=None,
+                    help="a local model folder (default: <data root>/models/<model>_<dataset>_<time>)")
     sp.add_argument("--run-name", default=None,
                     help="model folder <data root>/models/<NAME> (instead of --out), e.g. shared by fold tasks")
     sp.add_argument("--fold", type=int, action="append", default=None,
                     help="neural models: train only this walk-forward fold into --out/--run-name (repeatable), "
                          "e.g. one process or pod per fold; a run without --fold on that folder then assembles them")
     sp.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.params.num_leaves=63")
+    plan_arg(sp)
 
     sp = add(sub, "hpo", cmd_hpo, "Optuna search over ATFT-GAT-FAN settings on validation slices (never test folds)")
-    sp.add_argument("--dataset", default="latest", help="dataset parquet, or `latest` (default)")
+    sp.add_argument("--dataset", default="latest",
+                    help="dataset URI or path, or `latest` (default: the newest dataset of --plan)")
+    plan_arg(sp)
     sp.add_argument("--model", default="atft_gat_fan", help="atft_gat_fan (default) or atft_tiny")
     sp.add_argument("--n-trials", type=int, default=None, help="trials to run now (default: the config's n_trials)")
     sp.add_argument("--study", default=None, help="study name (default: the config's `study`)")
@@ -414,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GogokuError as exc:
         print(f"gogoku {args.command}: error: {exc}", file=sys.stderr, flush=True)
         return 2
-    emit_result(result)
+    emit_result(result, Path(args.result_file) if args.result_file else None)
     return 0
 
 

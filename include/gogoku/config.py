@@ -10,10 +10,12 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from gogoku.errors import InputError
+from gogoku.storage import Store, parse_data_root
 
 PLAN_TIERS = ("free", "light", "standard", "premium")
 API_VERSIONS = ("v2", "v1")
@@ -77,13 +79,19 @@ class Settings:
     mailaddress: str | None = field(repr=False)
     password: str | None = field(repr=False)
     plan_tier: str
-    data_root: Path  # local: the root itself; gs://bucket/prefix: its local working copy
+    data_root: Path  # local: the root itself; an object store: its local working copy
     sim_seed: int
     sim_stocks: int
     rate_limit: int | None = None  # requests per minute when the account's limit is not the plan's
     sim_plan_windows: bool = False  # the built-in simulator answers 400 outside the plan's date window
     data_root_url: str = ""  # GOGOKU_DATA_ROOT as given (a path, or gs://bucket/prefix); "" = data_root
     max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S  # cap on a server's Retry-After
+    local_cache: str | None = None  # GOGOKU_LOCAL_CACHE: where object-store roots keep their working copy
+
+    @cached_property
+    def store(self) -> Store:
+        """The data root's artifacts (gogoku.storage)."""
+        return Store.from_url(self.data_root_url or self.data_root, self.local_cache)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -97,7 +105,7 @@ class Settings:
         raw_url = (env.get("JQUANTS_API_URL") or "").strip()
         url = check_api_url(raw_url) if raw_url else None
         raw_root = (env.get("GOGOKU_DATA_ROOT") or "").strip() or "./data"
-        from gogoku.cache.gcs import parse_data_root  # a gs:// root works on its local copy
+        local_cache = env.get("GOGOKU_LOCAL_CACHE") or None
 
         return cls(
             api_url=url,
@@ -106,8 +114,9 @@ class Settings:
             mailaddress=env.get("JQUANTS_MAILADDRESS") or None,
             password=env.get("JQUANTS_PASSWORD") or None,
             plan_tier=plan,
-            data_root=parse_data_root(raw_root, env.get("GOGOKU_LOCAL_CACHE") or None).local,
+            data_root=parse_data_root(raw_root, local_cache).local,
             data_root_url=raw_root,
+            local_cache=local_cache,
             sim_seed=_int_env(env, "GOGOKU_SIM_SEED", 42),
             sim_stocks=_int_env(env, "GOGOKU_SIM_STOCKS", 300),
             rate_limit=_positive_or_none(env, "JQUANTS_RATE_LIMIT"),

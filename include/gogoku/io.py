@@ -1,4 +1,4 @@
-"""Atomic file writes and the CLI result contract (DESIGN contracts 2 and 4)."""
+"""Atomic file writes and the CLI result line."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 
 import polars as pl
 
-XCOM_DIR = Path("/airflow/xcom")
 # Read once (os.umask can only be read by setting it, which is not thread-safe).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -69,27 +68,28 @@ def write_json_atomic(obj: Any, path: Path) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n"))
 
 
-def emit_result(result: dict[str, Any], xcom_dir: Path = XCOM_DIR) -> None:
-    """Print the result as the last stdout line; also write it for the KubernetesPodOperator sidecar."""
+def emit_result(result: dict[str, Any], result_file: Path | None = None) -> None:
+    """Print the result as the last stdout line; also write it to `result_file` (atomically), e.g. the
+    file that the KubernetesPodOperator's XCom sidecar reads."""
     line = json.dumps(result, default=str, sort_keys=True)
-    if xcom_dir.is_dir():
-        (xcom_dir / "return.json").write_text(line)
+    if result_file is not None:
+        atomic_write(Path(result_file), lambda tmp: tmp.write_text(line))
     print(line, flush=True)
 
 
 LATEST = "latest.json"
 
 
-def write_latest_pointer(folder: Path, target: Path, key: str, **info: Any) -> Path:
-    """Point `folder/latest.json` at `target` (a file or folder inside `folder`), atomically."""
-    return write_json_atomic({key: Path(target).name, **info}, Path(folder) / LATEST)
+def write_latest_pointer(folder: Path, target: Path, key: str, name: str = LATEST, **info: Any) -> Path:
+    """Point `folder/<name>` (default latest.json) at `target` (a file or folder inside `folder`), atomically."""
+    return write_json_atomic({key: Path(target).name, **info}, Path(folder) / name)
 
 
-def read_latest_pointer(folder: Path, key: str) -> Path:
-    """The path that `folder/latest.json` names under `key`; InputError if absent or dangling."""
+def read_latest_pointer(folder: Path, key: str, name: str = LATEST) -> Path:
+    """The path that `folder/<name>` names under `key`; InputError if absent or dangling."""
     from gogoku.errors import InputError
 
-    pointer = Path(folder) / LATEST
+    pointer = Path(folder) / name
     try:
         name = json.loads(pointer.read_text())[key]
     except (OSError, ValueError, KeyError, TypeError) as exc:

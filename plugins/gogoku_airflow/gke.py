@@ -1,8 +1,8 @@
-"""The `gke` runner: the pod of pods.py on a GKE cluster (GKEStartPodOperator).
+"""The `gke` runner's operator: the pod of podspec.py on a GKE cluster (GKEStartPodOperator).
 
 The cluster is named by the Variables `gogoku_gke_project`, `gogoku_gke_location` and
 `gogoku_gke_cluster`, read when the task runs; Google credentials come from the connection named
-by `gogoku_gcp_conn_id` (default google_cloud_default). A separate module so that the Google
+by `gogoku_gcp_conn_id` (default google_cloud_default). A module of its own so that the Google
 provider is imported only by deployments that use this runner.
 """
 
@@ -11,8 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.google.cloud.operators.kubernetes_engine import GKEStartPodOperator
+from airflow.sdk import Variable
+from airflow.sdk.exceptions import AirflowFailException
 
-from gogoku_airflow.pods import GogokuPodMixin
+from gogoku_airflow.podspec import GogokuPodMixin
+
+CLUSTER_VARIABLES = {"project_id": "gogoku_gke_project", "location": "gogoku_gke_location",
+                     "cluster_name": "gogoku_gke_cluster"}
+GCP_CONN_VARIABLE = "gogoku_gcp_conn_id"
 
 
 class GogokuGKEPodOperator(GogokuPodMixin, GKEStartPodOperator):
@@ -24,11 +30,11 @@ class GogokuGKEPodOperator(GogokuPodMixin, GKEStartPodOperator):
         self.profile = profile
 
 
-# The cluster and credentials, read from Variables when the task runs.
-GKE_CLUSTER: dict[str, str] = {
-    "project_id": "{{ var.value.gogoku_gke_project }}",
-    "location": "{{ var.value.gogoku_gke_location }}",
-    "cluster_name": "{{ var.value.gogoku_gke_cluster }}",
-    "gcp_conn_id": "{{ var.value.get('gogoku_gcp_conn_id', 'google_cloud_default') }}",
-}
-
+def gke_cluster() -> dict[str, str]:
+    """The cluster and credentials of the gke runner, from Variables (read when the task runs)."""
+    cluster = {field: str(Variable.get(name, default="") or "").strip() for field, name in CLUSTER_VARIABLES.items()}
+    missing = [CLUSTER_VARIABLES[f] for f, v in cluster.items() if not v]
+    if missing:
+        raise AirflowFailException(f"gke runner: set the Variable(s) {', '.join(missing)} (the GKE cluster to run on)")
+    cluster["gcp_conn_id"] = str(Variable.get(GCP_CONN_VARIABLE, default="google_cloud_default"))
+    return cluster

@@ -1,10 +1,9 @@
 """The `local` runner: `gogoku <argv>` as a subprocess of the Airflow worker.
 
 The CLI's output (stdout and stderr, merged as they happen) streams to the task log line by line.
-Its last JSON line becomes the task's return value (the `return_value` XCom, a dict). A non-zero
-exit fails the task, to be retried, with the CLI's last line (its one-line error) in the message:
-the CLI's exit status does not yet tell bad input from an API that keeps failing, and only the
-latter is worth a retry, so every failure gets the task's retries.
+Its last JSON line becomes the task's return value (the `return_value` XCom, a dict). Exit status 2
+is the CLI's bad-input answer (a bad argument, a missing file, a configuration error): retrying
+cannot help, so the task fails at once; any other failure is left to the task's retries.
 """
 
 from __future__ import annotations
@@ -17,17 +16,17 @@ import signal
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from gogoku_airflow.argv import CLI, finalize_argv
-from gogoku_airflow.connection import CLI_ENV_NAMES, JQUANTS_CONN_ID, cli_env
+from gogoku_airflow.argv import CLI
+from gogoku_airflow.connection import CLI_ENV_NAMES
 
-_TAIL_LINES = 50
+TAIL_LINES = 50
+INPUT_ERROR_STATUS = 2  # the CLI's exit status for bad input
 
 
 def find_cli() -> str:
@@ -39,7 +38,7 @@ def find_cli() -> str:
     return found
 
 
-def subprocess_env(mapped: dict[str, str]) -> dict[str, str]:
+def subprocess_env(mapped: Mapping[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in CLI_ENV_NAMES and not k.startswith("AIRFLOW_CONN_")}
     env.update(mapped)
     env["PYTHONUNBUFFERED"] = "1"  # lines reach the task log as they are written
@@ -59,50 +58,49 @@ def last_json_object(lines: Sequence[str]) -> dict[str, Any] | None:
     return None
 
 
-class GogokuCliOperator(BaseOperator):
-    """Run one `gogoku` CLI command in the worker; returns its JSON result."""
+def failure(argv: Sequence[str], returncode: int, tail: Sequence[str]) -> AirflowException:
+    """The task failure for a CLI that exited non-zero: no retry for bad input (status 2)."""
+    message = next((line.strip() for line in reversed(tail) if line.strip()), "no output")
+    text = f"{CLI} {argv[0]} exited with status {returncode}: {message}"
+    if returncode == INPUT_ERROR_STATUS:
+        return AirflowFailException(f"{text} (bad input or configuration: not retried)")
+    return AirflowException(text)
 
-    template_fields: Sequence[str] = ("argv", "plan_tier")
-    template_fields_renderers = {"argv": "py"}
-    ui_color = "#e8f4ea"
 
-    def __init__(self, *, argv: Any, plan_tier: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.argv = argv
-        self.plan_tier = plan_tier
-        self._process: subprocess.Popen[str] | None = None
+class CliProcess:
+    """One `gogoku` run whose merged output goes to `log` line by line; `stop()` ends its process group."""
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        argv = finalize_argv(self.argv)
-        mapped = cli_env(self.plan_tier or None)
-        command = [find_cli(), *argv]
-        self.log.info("Running: %s %s", CLI, shlex.join(argv))
-        self.log.info("Environment from %s and variables: %s", JQUANTS_CONN_ID, ", ".join(sorted(mapped)))
-        tail: deque[str] = deque(maxlen=_TAIL_LINES)
-        self._process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=subprocess_env(mapped),
-            text=True,
-            bufsize=1,
-            start_new_session=True,  # on_kill stops the whole process group
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+
+    def run(self, command: Sequence[str], env: Mapping[str, str], log: Any, cwd: str | None = None
+            ) -> tuple[int, list[str]]:
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.process = subprocess.Popen(
+            list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=dict(env), cwd=cwd, text=True, bufsize=1,
+            start_new_session=True,  # stop() ends the whole process group
         )
-        assert self._process.stdout is not None
-        for raw in self._process.stdout:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
             line = raw.rstrip("\n")
-            self.log.info("%s", line)
+            log.info("%s", line)
             tail.append(line)
-        returncode = self._process.wait()
-        if returncode != 0:
-            message = next((line.strip() for line in reversed(tail) if line.strip()), "no output")
-            raise AirflowException(f"{CLI} {argv[0]} exited with status {returncode}: {message}")
-        result = last_json_object(tail)
-        if result is None:
-            raise AirflowException(f"{CLI} {argv[0]} succeeded but printed no JSON object as its result")
-        return result
+        return self.process.wait(), list(tail)
 
-    def on_kill(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGTERM)
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+
+
+def run_local(argv: Sequence[str], mapped: Mapping[str, str], log: Any, process: CliProcess) -> dict[str, Any]:
+    """Run `gogoku <argv>` in the worker with the mapped environment; its JSON result."""
+    log.info("Running: %s %s", CLI, shlex.join(argv))
+    log.info("Environment from the connection and variables: %s", ", ".join(sorted(mapped)))
+    returncode, tail = process.run([find_cli(), *argv], subprocess_env(mapped), log)
+    if returncode != 0:
+        raise failure(argv, returncode, tail)
+    result = last_json_object(tail)
+    if result is None:
+        raise AirflowException(f"{CLI} {argv[0]} succeeded but printed no JSON object as its result")
+    return result

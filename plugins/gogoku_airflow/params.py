@@ -40,13 +40,10 @@ def date_param(description: str, *, optional: bool = False) -> Param:
     return Param(type="string", format="date", pattern=DATE_PATTERN, description=description)
 
 
-def plan_tier_param() -> Param:
-    return Param(
-        DEFAULT_PLAN_TIER,
-        type="string",
-        enum=list(PLAN_TIERS),
-        description="J-Quants plan tier: premium adds the futures sources and features; free lacks TOPIX.",
-    )
+def plan_tier_param(
+    description: str = "J-Quants plan tier: premium adds the futures sources and features; free lacks TOPIX.",
+) -> Param:
+    return Param(DEFAULT_PLAN_TIER, type="string", enum=list(PLAN_TIERS), description=description)
 
 
 def parse_date(name: str, value: Any) -> dt.date:

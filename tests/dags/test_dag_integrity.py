@@ -64,32 +64,43 @@ def test_dataset_graph(dagbag) -> None:
     assert build.trigger_rule == "none_failed_min_one_success"
     validate = dag.get_task("validate_dataset")
     assert validate.upstream_task_ids == {"build_dataset"}
-    assert [a.name for a in validate.outlets] == ["gogoku_datasets"]
+    publish = dag.get_task("publish_dataset")
+    assert publish.upstream_task_ids == {"build_dataset", "validate_dataset"}
+    assert [a.name for a in publish.outlets] == ["gogoku_datasets"]
     assert dag.schedule is None
 
 
 def test_training_graph(dagbag) -> None:
     dag = dagbag.dags["gogoku_training"]
-    assert dag.get_task("prepare_training").downstream_task_ids == {"fold_commands", "train"}
+    assert dag.get_task("prepare_training").downstream_task_ids == {"fold_commands", "train_fold", "train"}
     assert dag.get_task("fold_commands").downstream_task_ids == {"train_fold"}
     assert dag.get_task("train_fold").downstream_task_ids == {"train"}
     assert dag.get_task("train").trigger_rule == "none_failed"  # runs after skipped fold tasks (LightGBM)
     assert dag.get_task("train").downstream_task_ids == {"report"}
-    assert dag.schedule is None
+    # Runs on every new dataset once unpaused (and on demand), training on the event's dataset.
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["gogoku_datasets"]
     assert dag.params.get_param("model").schema["enum"] == ["lightgbm", "atft_gat_fan", "atft_tiny"]
     assert dag.params.get_param("fold_parallel").value is True
+    # The trigger form submits with its defaults: an empty dataset is allowed (null).
+    assert dag.params.get_param("dataset").value is None and "null" in dag.params.get_param("dataset").schema["type"]
+    assert dag.params.get_param("plan_tier").value == "standard"
 
 
-@pytest.mark.parametrize(
-    ("runner", "operator"), [("local", "GogokuCliOperator"), ("kubernetes", "GogokuPodOperator"),
-                             ("gke", "GogokuGKEPodOperator")]
-)
-def test_runner_variable_picks_the_operator(monkeypatch: pytest.MonkeyPatch, runner: str, operator: str) -> None:
+@pytest.mark.parametrize("runner", ["local", "kubernetes", "gke", "isolated", "slurm"])
+def test_one_dag_version_whatever_the_runner_variable(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
+    """The runner is read when a task runs, never while the file is parsed: the serialized DAGs are
+    identical whatever the Variable says (a flip mid-run creates no new DAG version)."""
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.serialization.serialized_objects import DagSerialization
 
-    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_RUNNER", runner)
+    def serialized(value: str) -> dict[str, str]:
+        monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_RUNNER", value)
+        bag = DagBag(dag_folder=str(DAGS))
+        assert bag.import_errors == {}
+        return {d: str(DagSerialization.to_dict(dag)) for d, dag in bag.dags.items()}
+
+    assert serialized(runner) == serialized("local")
     bag = DagBag(dag_folder=str(DAGS))
-    assert bag.import_errors == {}
     cli_tasks = {
         "gogoku_cache_refresh": [f"refresh_{s}" for s in SOURCES],
         "gogoku_dataset": [*(f"fetch_{s}" for s in SOURCES), "futures_features", "build_dataset", "validate_dataset"],
@@ -97,16 +108,8 @@ def test_runner_variable_picks_the_operator(monkeypatch: pytest.MonkeyPatch, run
     }
     for dag_id, task_ids in cli_tasks.items():
         for task_id in task_ids:
-            assert type(bag.dags[dag_id].get_task(task_id)).__name__ == operator, (dag_id, task_id)
+            task = bag.dags[dag_id].get_task(task_id)
+            assert type(task).__name__ == "GogokuOperator", (dag_id, task_id)
+            assert task.runner == "{{ var.value.get('gogoku_runner', 'local') }}"
     folds = bag.dags["gogoku_training"].get_task("train_fold")  # mapped: one instance per fold
-    assert type(folds).__name__ == "MappedOperator" and folds.operator_class.__name__ == operator
-
-
-def test_unknown_runner_is_an_import_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.dag_processing.dagbag import DagBag
-
-    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_RUNNER", "slurm")
-    bag = DagBag(dag_folder=str(DAGS))
-    assert len(bag.import_errors) == 3
-    assert all("Variable gogoku_runner='slurm'" in err for err in bag.import_errors.values())
-
+    assert type(folds).__name__ == "MappedOperator" and folds.operator_class.__name__ == "GogokuOperator"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ STANDARD = {"start": "2024-07-01", "end": "2024-12-30", "plan_tier": "standard"}
 PREMIUM = {"start": "2024-10-01", "end": "2024-12-30", "plan_tier": "premium"}
 FREE = {"start": "2024-09-02", "end": "2024-11-29", "plan_tier": "free"}
 SUCCESS, SKIPPED, FAILED, UPSTREAM_FAILED = "success", "skipped", "failed", "upstream_failed"
+DATA_ROOT = Path(os.environ["AIRFLOW_VAR_GOGOKU_DATA_ROOT"])  # set by conftest.py
 
 
 class Run:
@@ -89,11 +91,11 @@ def test_cache_refresh_on_a_business_day() -> None:
         report = run.results[f"refresh_{source}"]
         assert (report["start"], report["end"]) == ("2024-12-31", "2025-01-07")
         entry = report["sources"][source]
-        frame = pl.read_parquet(entry["path"])
+        frame = pl.read_parquet(entry["uri"])
         assert frame.height == entry["rows"], source
         # Weekly and event tables may have no record in a 7-day window over the new year.
         assert entry["rows"] > 0 or source in SPARSE, source
-    quotes = pl.read_parquet(run.results["refresh_daily_quotes"]["sources"]["daily_quotes"]["path"])
+    quotes = pl.read_parquet(run.results["refresh_daily_quotes"]["sources"]["daily_quotes"]["uri"])
     assert sorted(quotes["Date"].unique()) == business_days("2024-12-31", "2025-01-07")
     assert quotes["Code"].n_unique() <= 20
 
@@ -106,8 +108,9 @@ def standard_dataset(airflow_db: Path) -> Run:
 
 def assert_dataset(run: Run, params: dict[str, str]) -> pl.DataFrame:
     build = run.results["build_dataset"]
-    frame = pl.read_parquet(build["path"])
-    assert Path(build["path"]).name == "ml_dataset_{}_{}.parquet".format(*(params[k].replace("-", "") for k in ("start", "end")))
+    frame = pl.read_parquet(build["uri"])
+    assert build["uri"] == str(DATA_ROOT / "datasets" / "ml_dataset_{}_{}_{}.parquet".format(
+        params["plan_tier"], *(params[k].replace("-", "") for k in ("start", "end"))))
     assert frame.height == build["rows"] > 0
     assert frame["Code"].n_unique() == build["codes"] <= 20
     assert sorted(frame["Date"].unique()) == business_days(params["start"], params["end"])
@@ -128,8 +131,12 @@ def test_dataset_standard_skips_the_futures_path(standard_dataset: Run) -> None:
     assert [c for c in frame.columns if c.startswith("mkt_")]  # TOPIX, from the light plan up
     for source in set(SOURCES) - {"futures"}:
         entry = run.results[f"fetch_{source}"]["sources"][source]
-        assert Path(entry["path"]).is_file() and (entry["rows"] > 0 or source in SPARSE), source
+        assert Path(entry["uri"]).is_file() and (entry["rows"] > 0 or source in SPARSE), source
     assert run.results["validate_dataset"]["rows"] == run.results["build_dataset"]["rows"]
+    # The asset event names this very dataset (a training run on the asset trains on it).
+    event = run.results["publish_dataset"]
+    assert event["uri"] == run.results["build_dataset"]["uri"] == run.results["validate_dataset"]["uri"]
+    assert (event["plan"], event["start"], event["end"]) == ("standard", STANDARD["start"], STANDARD["end"])
 
 
 @pytest.mark.usefixtures("airflow_db")
@@ -138,7 +145,8 @@ def test_dataset_premium_adds_futures_features() -> None:
     assert run.state == SUCCESS, run.states
     assert run.tasks_in(SKIPPED) == set()
     futures = run.results["futures_features"]
-    assert pl.read_parquet(futures["path"]).height == futures["rows"] > 0
+    assert pl.read_parquet(futures["uri"]).height == futures["rows"] > 0
+    assert Path(futures["uri"]).parent == DATA_ROOT / "features"
     frame = assert_dataset(run, PREMIUM)
     assert [c for c in frame.columns if c.startswith("fut_")]
 
@@ -152,7 +160,7 @@ def test_dataset_free_plan_skips_topix_and_futures() -> None:
     assert run.tasks_in(SKIPPED) == {*beyond_free, "futures_features"}
     frame = assert_dataset(run, FREE)
     assert not [c for c in frame.columns if c.startswith(("fut_", "mkt_", "flow_", "margin_", "dmi_", "opt_"))]
-    absent = json.loads(manifest_path(Path(run.results["build_dataset"]["path"])).read_text())
+    absent = json.loads(manifest_path(Path(run.results["build_dataset"]["uri"])).read_text())
     assert {"market", "flow", "margin", "options"} <= set(absent["absent_groups"])
 
 
@@ -183,7 +191,7 @@ def test_airflow_rejects_malformed_params_at_trigger_time(conf: dict, message: s
 
 # ---------------------------------------------------------------- gogoku_training
 def test_training_on_the_built_dataset(standard_dataset: Run, capfd: pytest.CaptureFixture[str]) -> None:
-    dataset = standard_dataset.results["build_dataset"]["path"]
+    dataset = standard_dataset.results["build_dataset"]["uri"]
     # A half-year dataset: short horizons allow short embargoes (which must cover the longest horizon).
     overrides = ["horizons=[1,5]", "splits.n_splits=2", "splits.min_train=40", "splits.min_test=20",
                  "splits.embargo=5", "validation.embargo=5", "model.num_boost_round=20",
@@ -201,7 +209,7 @@ def test_training_on_the_built_dataset(standard_dataset: Run, capfd: pytest.Capt
 
 
 def test_training_atft_one_task_per_fold_then_assembly(standard_dataset: Run) -> None:
-    dataset = standard_dataset.results["build_dataset"]["path"]
+    dataset = standard_dataset.results["build_dataset"]["uri"]
     overrides = ["horizons=[1,5]", "splits.n_splits=2", "splits.min_train=40", "splits.min_test=20",
                  "splits.embargo=5", "validation.embargo=5", "model.training.seq_len=5", "model.graph.lookback=20",
                  "model.graph.min_obs=10",

@@ -12,11 +12,11 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from gogoku_airflow.argv import finalize_argv
 from gogoku_airflow.connection import InvalidConnection, cli_env, connection_env
-from gogoku_airflow.local import GogokuCliOperator
 from gogoku_airflow.market import refresh_window
 from gogoku_airflow.params import InvalidParam, check_choice, validate_date_range, validate_overrides
 from gogoku_airflow.plans import MINIMUM_PLAN, PLAN_TIERS, SOURCES, plan_allows, sources_for_plan
 from gogoku_airflow.report import metrics_table
+from gogoku_airflow.runners import GogokuOperator
 
 UTC = dt.UTC
 
@@ -159,25 +159,37 @@ def test_local_runner_returns_the_cli_result_and_ignores_inherited_api_settings(
     # An inherited API URL pointing nowhere: the connection (the simulator) must win.
     monkeypatch.setenv("JQUANTS_API_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_DATA_ROOT", str(tmp_path / "data"))
-    op = GogokuCliOperator(
+    op = GogokuOperator(
         task_id="refresh_topix",
         argv=["cache", "refresh", "--sources", "topix", "--start", "2025-01-06", "--end", "2025-01-17"],
-        plan_tier="light",
+        plan_tier="light", runner="local",
     )
     result = op.execute(context={})
     topix = result["sources"]["topix"]
-    assert Path(topix["path"]).parent == tmp_path / "data" / "raw" / "topix"
-    assert Path(topix["path"]).is_file()
+    assert Path(topix["uri"]).parent == tmp_path / "data" / "raw" / "topix"
+    assert Path(topix["uri"]).is_file()
     assert topix["rows"] == 9  # business days 2025-01-06 .. 2025-01-17 (01-13 is a holiday)
 
 
-def test_local_runner_fails_with_the_cli_error_line(tmp_path: Path) -> None:
+def test_local_runner_bad_input_fails_at_once_with_the_cli_error_line(tmp_path: Path) -> None:
     missing = tmp_path / "nope.parquet"
-    op = GogokuCliOperator(task_id="validate_dataset", argv=["dataset", "validate", str(missing)])
-    with pytest.raises(AirflowException, match=r"gogoku dataset exited with status 2: gogoku dataset: error: .*nope") as info:
+    op = GogokuOperator(task_id="validate_dataset", argv=["dataset", "validate", str(missing)], runner="local")
+    with pytest.raises(AirflowFailException, match=r"gogoku dataset exited with status 2: gogoku dataset: error: .*nope"
+                       r".*not retried"):
         op.execute(context={})
-    # The task's retries apply: the exit status cannot tell bad input from a failing API yet.
-    assert not isinstance(info.value, AirflowFailException)
+
+
+def test_local_runner_other_failures_keep_their_retries() -> None:
+    from gogoku_airflow.local import failure
+
+    error = failure(["cache", "refresh"], 1, ["Traceback ...", "ConnectionResetError: reset by peer"])
+    assert type(error) is AirflowException and "status 1: ConnectionResetError" in str(error)
+
+
+def test_unknown_runner_fails_naming_the_variable() -> None:
+    op = GogokuOperator(task_id="t", argv=["dataset", "validate", "x"], runner="slurm")
+    with pytest.raises(AirflowFailException, match="Variable gogoku_runner='slurm': expected one of local"):
+        op.execute(context={})
 
 
 def test_metrics_table() -> None:

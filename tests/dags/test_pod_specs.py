@@ -1,7 +1,8 @@
-"""The kubernetes and gke runners: the pod spec that the real task runner builds for a factory task.
+"""The kubernetes and gke runners: the pod spec that the real task runner builds for a gogoku task,
+and every pod spec of every task validated against the Kubernetes API schema (offline).
 
 The probe DAG (probes/gogoku_pod_probe.py) runs under `dag.test()`: an upstream task pushes a
-dataset path, the pod task renders its argv with that XCom and builds its V1Pod, which a KPO
+dataset URI, the pod task renders its argv with that XCom and builds its V1Pod, which a KPO
 callback records before any cluster would be contacted. Kubernetes credentials are a kubeconfig
 file; GKE credentials a service-account key whose token endpoint is a local HTTP server.
 """
@@ -16,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -23,7 +25,9 @@ pytestmark = pytest.mark.airflow
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBES = Path(__file__).resolve().parent / "probes"
-DATASET_PATH = "gs://gogoku-test/datasets/ml_dataset_20250106_20250228.parquet"
+DATASET_URI = "gs://gogoku-test/datasets/ml_dataset_premium_20250106_20250228.parquet"
+DAGS = ROOT / "dags"
+K8S_VERSION = "1.33.0"  # the schema every pod spec must validate against (GKE's regular channel)
 SECRET_KEY = "k-secret-123"
 
 
@@ -89,11 +93,15 @@ def service_account_key(token_uri: str) -> dict[str, str]:
 
 
 def run_probe(runner: str, monkeypatch: pytest.MonkeyPatch, out: Path) -> dict[str, dict[str, Any]]:
-    """{task_id[.map index]: captured manifest} of the probe's pod tasks."""
+    """{task_id[.map index]: captured manifest} of the probe's pod tasks; the UI's rendered fields of
+    each task show the runner that ran and the pod spec it built."""
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
 
-    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_RUNNER", runner)
+    # The DAG is parsed with another runner in the Variable: the one set when the tasks run counts.
+    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_RUNNER", "local")
     dag = DagBag(dag_folder=str(PROBES)).dags["gogoku_pod_probe"]
+    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_RUNNER", runner)
     run = dag.test()
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert str(run.state) == "success", states
@@ -102,7 +110,17 @@ def run_probe(runner: str, monkeypatch: pytest.MonkeyPatch, out: Path) -> dict[s
     if runner == "kubernetes":
         expected |= {"fold_commands": "success", "train_fold": "skipped"}
     assert states == expected
-    return {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+    captured = {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+    for ti in run.get_task_instances():
+        if ti.task_id in ("validate_dataset", "train"):
+            rendered = RTIF.get_templated_fields(ti)
+            assert rendered["runner"] == runner, rendered
+            # The secrets masker shows the connection's API key as *** in the UI.
+            assert SECRET_KEY not in rendered["pod_spec"] and "value: '***'" in rendered["pod_spec"].replace(
+                "value: ***", "value: '***'")
+            shown = yaml.safe_load(rendered["pod_spec"].replace("value: ***", "value: '***'"))
+            assert shown["spec"]["containers"][0]["args"] == captured[ti.task_id]["pod"]["spec"]["containers"][0]["args"]
+    return captured
 
 
 def base_container(pod: dict[str, Any]) -> dict[str, Any]:
@@ -112,9 +130,14 @@ def base_container(pod: dict[str, Any]) -> dict[str, Any]:
     # do_xcom_push: the sidecar that turns /airflow/xcom/return.json into the task's XCom.
     assert [c["name"] for c in pod["spec"]["containers"]] == ["base", "airflow-xcom-sidecar"]
     base = pod["spec"]["containers"][0]
-    assert "/airflow/xcom" in {m["mountPath"] for m in base["volumeMounts"]}
+    mounts = {m["mountPath"]: m["name"] for m in base["volumeMounts"]}
+    assert mounts["/airflow/xcom"] == "xcom" and mounts["/var/cache/gogoku"] == "gogoku-cache"
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["gogoku-cache"]["emptyDir"] == {"sizeLimit": "50Gi"}  # the local read cache
     assert base["image"] == "registry.example/gogoku-worker:1.2.3"
-    assert base["command"] == ["gogoku"]
+    # The runner, not the core package, names the file the sidecar reads.
+    assert base["command"] == ["gogoku", "--result-file", "/airflow/xcom/return.json"]
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
     return base
 
 
@@ -122,14 +145,14 @@ def assert_pods(captured: dict[str, dict[str, Any]]) -> None:
     gpu = captured["validate_dataset"]["pod"]
     base = base_container(gpu)
     # The XCom path rendered into the argv; the argument that rendered empty was dropped.
-    assert base["args"] == ["dataset", "validate", DATASET_PATH]
+    assert base["args"] == ["dataset", "validate", DATASET_URI]
     assert base["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert gpu["spec"]["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert gpu["spec"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     env = {e["name"]: e.get("value") for e in base["env"]}
     assert env == {
         "JQUANTS_API_URL": "https://api.jquants.com", "JQUANTS_API_VERSION": "v2", "JQUANTS_API_KEY": SECRET_KEY,
-        "JQUANTS_PLAN_TIER": "premium", "GOGOKU_DATA_ROOT": "gs://gogoku-test",
+        "JQUANTS_PLAN_TIER": "premium", "GOGOKU_DATA_ROOT": "gs://gogoku-test", "GOGOKU_LOCAL_CACHE": "/var/cache/gogoku",
     }
 
     cpu = captured["train"]["pod"]
@@ -172,7 +195,7 @@ def test_gke_pod_spec(monkeypatch: pytest.MonkeyPatch, pod_env: Path, token_serv
 
 
 def test_credentials_secret_keeps_the_key_out_of_the_pod_spec() -> None:
-    from gogoku_airflow.pods import pod_env as env_for_pod
+    from gogoku_airflow.podspec import pod_env as env_for_pod
 
     env = env_for_pod({"JQUANTS_API_KEY": SECRET_KEY, "JQUANTS_PLAN_TIER": "standard"}, "jquants-credentials")
     by_name = {e.name: e for e in env}
@@ -186,7 +209,7 @@ def test_credentials_secret_keeps_the_key_out_of_the_pod_spec() -> None:
 def test_pod_config_from_the_variable_is_checked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from gogoku_airflow.pods import load_pod_config
+    from gogoku_airflow.podspec import load_pod_config
 
     config = yaml.safe_load((ROOT / "configs" / "pod" / "default.yaml").read_text())
     config["namespace"] = "research"
@@ -200,4 +223,104 @@ def test_pod_config_from_the_variable_is_checked(monkeypatch: pytest.MonkeyPatch
         load_pod_config()
     monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_POD_CONFIG", str(tmp_path / "missing.yaml"))
     with pytest.raises(AirflowFailException, match="missing.yaml .Variable gogoku_pod_config. does not exist"):
+        load_pod_config()
+
+
+def pod_config(tmp_path: Path, storage: dict[str, Any], secret: str | None) -> Path:
+    config = yaml.safe_load((ROOT / "configs" / "pod" / "default.yaml").read_text())
+    config["storage"] = {**config["storage"], **storage}
+    config["credentials_secret"] = secret
+    path = tmp_path / f"pod-{storage['kind']}-{secret}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+STORAGE_CHOICES = {
+    "object_store": {"kind": "object_store", "gcp_credentials_secret": {"name": "gogoku-gcp", "key": "key.json"}},
+    "pvc": {"kind": "pvc", "pvc": {"claim_name": "gogoku-data", "mount_path": "/mnt/gogoku", "sub_path": "prod",
+                                   "read_only": False}},
+}
+
+
+@pytest.mark.parametrize("storage", sorted(STORAGE_CHOICES))
+@pytest.mark.parametrize("runner", ["kubernetes", "gke"])
+def test_every_pod_spec_of_every_task_validates(
+    runner: str, storage: str, monkeypatch: pytest.MonkeyPatch, pod_env: Path, tmp_path: Path
+) -> None:
+    """Every gogoku task of the three DAGs, on both profiles, as the runner builds its pod, against the
+    Kubernetes API schema: what a cluster would accept (strict: no unknown fields)."""
+    from airflow.dag_processing.dagbag import DagBag
+    from kubernetes.client import ApiClient
+
+    from gogoku_airflow.runners import GogokuOperator
+
+    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_POD_CONFIG", str(pod_config(tmp_path, STORAGE_CHOICES[storage], "jq-creds")))
+    for name, value in {"project": "gogoku-test", "location": "asia-northeast1", "cluster": "gogoku-gpu"}.items():
+        monkeypatch.setenv(f"AIRFLOW_VAR_GOGOKU_GKE_{name.upper()}", value)
+    bag = DagBag(dag_folder=str(DAGS))
+    tasks = [t for dag in bag.dags.values() for t in dag.tasks if getattr(t, "operator_class", type(t)) is GogokuOperator]
+    # refresh_* and fetch_* per source, futures_features, build_dataset, validate_dataset, train, train_fold
+    assert len(tasks) == 2 * 13 + 5
+    checked = 0
+    for task in tasks:
+        argv = getattr(task, "argv", None)
+        if not isinstance(argv, list):  # an XCom (train, train_fold): the argv a fold task gets
+            argv = ["train", "--model", "atft_gat_fan", "--run-name", "r", "--fold", "0"]
+        for profile in ("cpu", "gpu"):
+            op = GogokuOperator(task_id=task.task_id, argv=argv, profile=profile, plan_tier="standard",
+                                pod_attributes={"cluster_info": ("https://127.0.0.1:9", "cHJvYmU=")})
+            pod_op = op._pod_operator(runner, [str(a) for a in argv])
+            pod_op._finalize()
+            pod = ApiClient().sanitize_for_serialization(pod_op.build_pod_request_obj(None, dry_run=True))
+            kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+            base = pod["spec"]["containers"][0]
+            env = {e["name"]: e for e in base["env"]}
+            # The API key comes from the Secret, never as a value in the spec.
+            assert "value" not in env["JQUANTS_API_KEY"] and SECRET_KEY not in json.dumps(pod)
+            mounts = {m["mountPath"]: m for m in base["volumeMounts"]}
+            if storage == "pvc":
+                assert env["GOGOKU_DATA_ROOT"]["value"] == "/mnt/gogoku"
+                assert mounts["/mnt/gogoku"]["subPath"] == "prod"
+                claim = next(v for v in pod["spec"]["volumes"] if v["name"] == "gogoku-data")
+                assert claim["persistentVolumeClaim"] == {"claimName": "gogoku-data", "readOnly": False}
+            else:
+                assert env["GOGOKU_DATA_ROOT"]["value"] == "gs://gogoku-test"
+                assert env["GOOGLE_APPLICATION_CREDENTIALS"]["value"] == "/var/secrets/google/key.json"
+                assert mounts["/var/secrets/google"]["readOnly"] is True
+            assert ("nvidia.com/gpu" in base["resources"]["limits"]) == (profile == "gpu")
+            checked += 1
+    assert checked == 2 * len(tasks)
+
+
+def test_a_schema_violation_is_caught() -> None:
+    """The validator is not a rubber stamp: a pod with a misspelled field or a bad type fails."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "base", "image": "i", "volumeMounts": [{"name": "v", "mountpath": "/x"}]}]}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "v", "mountPath": "/x"}]
+    pod["spec"]["restartPolicy"] = 3
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"storage": {"kind": "nfs"}}, "storage.kind 'nfs' is not one of object_store, pvc"),
+     ({"storage": {"kind": "pvc", "pvc": {"mount_path": "/mnt/x"}}}, "storage.kind pvc needs storage.pvc.claim_name"),
+     ({"storage": {"kind": "pvc", "pvc": {"claim_name": "c", "mount_path": "rel"}}}, "must be an absolute path"),
+     ({"storage": {"kind": "object_store", "gcp_credentials_secret": "key.json"}}, "gcp_credentials_secret must be"),
+     ({"env": ["A=1"]}, "env must be a mapping")],
+)
+def test_bad_storage_settings_fail_naming_the_key(change: dict, message: str, monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from gogoku_airflow.podspec import load_pod_config
+
+    config = {**yaml.safe_load((ROOT / "configs" / "pod" / "default.yaml").read_text()), **change}
+    path = tmp_path / "pod.yaml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_POD_CONFIG", str(path))
+    with pytest.raises(AirflowFailException, match=message):
         load_pod_config()

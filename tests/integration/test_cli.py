@@ -65,7 +65,7 @@ def test_cache_refresh_then_repeat_makes_zero_calls(cli_env: dict[str, str], sim
     first = last_json(run_cli(args, cli_env))
     assert first["sources"]["daily_quotes"]["hits"] == "miss"
     assert first["api_calls"] > 0
-    quotes = pl.read_parquet(first["sources"]["daily_quotes"]["path"])
+    quotes = pl.read_parquet(first["sources"]["daily_quotes"]["uri"])
     # 20 business days in March 2024 (20th is a holiday), 25 codes
     assert quotes["Date"].n_unique() == 20
     assert quotes["Code"].n_unique() == 25

@@ -209,20 +209,27 @@ def test_bad_inputs_name_the_input() -> None:
 def test_write_validate_and_latest(tmp_path: Path, built: tuple[pl.DataFrame, dict]) -> None:
     df, manifest = built
     path, meta = write_dataset(df, manifest, tmp_path / "datasets")
-    assert path.name == "ml_dataset_20230601_20231229.parquet"
-    assert meta.name == "ml_dataset_20230601_20231229.manifest.json"
+    assert path.name == "ml_dataset_standard_20230601_20231229.parquet"
+    assert meta.name == "ml_dataset_standard_20230601_20231229.manifest.json"
     assert pl.read_parquet(path).equals(df)
     assert read_manifest(path)["features"] == manifest["features"]
-    latest = json.loads((tmp_path / "datasets" / "latest.json").read_text())
-    assert latest["dataset"] == path.name
+    latest = json.loads((tmp_path / "datasets" / "latest_standard.json").read_text())
+    assert latest["dataset"] == path.name and latest["plan"] == "standard"
     assert resolve_dataset(tmp_path / "datasets") == path
     report = validate_dataset(tmp_path / "datasets")
     assert report["valid"] and report["rows"] == df.height and report["n_features"] == manifest["n_features"]
     assert not list((tmp_path / "datasets").glob("*.tmp"))
-    assert latest_dataset(tmp_path / "datasets") == path
+    assert latest_dataset(tmp_path / "datasets", "standard") == path
+    # The same range on another plan is another dataset with its own pointer; the standard one stays.
+    light, _ = write_dataset(df, {**manifest, "plan": "light"}, tmp_path / "datasets")
+    assert light.name == "ml_dataset_light_20230601_20231229.parquet" and path.is_file()
+    assert latest_dataset(tmp_path / "datasets", "light") == light
+    assert latest_dataset(tmp_path / "datasets", "standard") == path
+    with pytest.raises(InputError, match="latest_premium.json"):
+        latest_dataset(tmp_path / "datasets", "premium")
     path.unlink()
     with pytest.raises(InputError, match="does not exist"):
-        latest_dataset(tmp_path / "datasets")
+        latest_dataset(tmp_path / "datasets", "standard")
 
 
 def test_validate_rejects_bad_datasets(tmp_path: Path, built: tuple[pl.DataFrame, dict]) -> None:
@@ -250,7 +257,7 @@ def test_validate_rejects_bad_datasets(tmp_path: Path, built: tuple[pl.DataFrame
     df.write_parquet(lone)
     with pytest.raises(InputError, match="manifest not found"):
         validate_dataset(lone)
-    with pytest.raises(InputError, match="latest.json"):
+    with pytest.raises(InputError, match="latest_standard.json"):
         validate_dataset(tmp_path / "lone")
 
 

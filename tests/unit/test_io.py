@@ -9,17 +9,19 @@ import gogoku.io as io_module
 from gogoku.io import atomic_write, emit_result, write_json_atomic, write_parquet_atomic
 
 
-def test_emit_result_prints_last_line_and_writes_xcom(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    emit_result({"path": "/x.parquet", "rows": 3}, xcom_dir=tmp_path)
+def test_emit_result_prints_last_line_and_writes_the_result_file(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    emit_result({"uri": "/x.parquet", "rows": 3}, tmp_path / "xcom" / "return.json")
     out = capsys.readouterr().out.strip().splitlines()
-    assert json.loads(out[-1]) == {"path": "/x.parquet", "rows": 3}
-    assert json.loads((tmp_path / "return.json").read_text()) == {"path": "/x.parquet", "rows": 3}
+    assert json.loads(out[-1]) == {"uri": "/x.parquet", "rows": 3}
+    assert json.loads((tmp_path / "xcom" / "return.json").read_text()) == {"uri": "/x.parquet", "rows": 3}
+    assert [p.name for p in (tmp_path / "xcom").iterdir()] == ["return.json"]
 
 
-def test_emit_result_without_xcom_dir_only_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    emit_result({"a": 1}, xcom_dir=tmp_path / "absent")
+def test_emit_result_without_a_result_file_only_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    emit_result({"a": 1})
     assert json.loads(capsys.readouterr().out) == {"a": 1}
-    assert not (tmp_path / "absent").exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_atomic_write_replaces_and_leaves_no_temp_files(tmp_path: Path) -> None:

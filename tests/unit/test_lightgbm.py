@@ -190,7 +190,7 @@ def test_train_defaults_to_latest_dataset_under_the_data_root(tmp_path: Path, mo
     assert sorted(p.name for p in out.glob("lightgbm_*.txt")) == ["lightgbm_5d.txt"]
 
 
-def test_train_rejects_bad_requests(tmp_path: Path) -> None:
+def test_train_rejects_bad_requests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_synthetic(tmp_path)
     with pytest.raises(InputError, match="model 'atft'"):
         train(path, "atft", tmp_path / "x", [])
@@ -200,5 +200,8 @@ def test_train_rejects_bad_requests(tmp_path: Path) -> None:
         train(path, "lightgbm", tmp_path / "x", ["features.groups=[flow]"])
     empty = tmp_path / "no_datasets_yet"
     empty.mkdir()
-    with pytest.raises(InputError, match="latest.json"):
+    monkeypatch.setenv("GOGOKU_DATA_ROOT", str(empty))
+    with pytest.raises(InputError, match="--dataset latest: .*latest_standard.json: no standard dataset has been built"):
+        train(None, "lightgbm", tmp_path / "x", [])
+    with pytest.raises(InputError, match="--dataset .*no_datasets_yet: expected a dataset .parquet file"):
         train(empty, "lightgbm", tmp_path / "x", [])

@@ -16,8 +16,8 @@ from typing import Any
 
 import polars as pl
 
-from gogoku.cache.gcs import DataRoot, GcsSync, SyncReport, parse_data_root
 from gogoku.cache.raw import CacheResult, RawCache
+from gogoku.cache.remote import RemoteSync, SyncReport
 from gogoku.config import Settings
 from gogoku.errors import InputError
 
@@ -79,9 +79,9 @@ class SourceLoader:
     api_calls: int = 0
     _server: Any = field(default=None, repr=False)
     _url: str | None = field(default=None, repr=False)
-    # Files and bytes moved to and from the bucket (gs:// data roots only).
+    # Files and bytes moved to and from the bucket (object-store data roots only).
     synced: SyncReport = field(default_factory=SyncReport)
-    _gcs: GcsSync | None = field(default=None, repr=False)
+    _remote: RemoteSync | None = field(default=None, repr=False)
 
     def __enter__(self) -> SourceLoader:
         if self.offline:
@@ -109,40 +109,34 @@ class SourceLoader:
         return {"api": s.api_url, "version": s.api_version, "plan": s.plan_tier}
 
     @property
-    def root(self) -> DataRoot:
-        """The data root: `data_root_url` when set (it keeps gs:// intact), else the local `data_root`."""
-        return parse_data_root(self.settings.data_root_url or self.settings.data_root)
-
-    @property
     def cache(self) -> RawCache:
-        """The cache on the local root, or on the working copy of a gs:// root (see cache/gcs.py)."""
-        local = self.root.local
+        """The cache on the local root, or on the working copy of an object-store root (cache/remote.py)."""
+        local = self.settings.store.root.local
         if self.max_age_days is None:
             return RawCache(local)
         return RawCache(local, max_age_days=self.max_age_days)
 
     @property
-    def gcs(self) -> GcsSync | None:
-        """The bucket sync when the data root is gs://bucket/prefix (created on first use)."""
-        root = self.root
-        if root.remote and self._gcs is None:
-            self._gcs = GcsSync.for_root(root, self.cache)
-        return self._gcs
+    def remote(self) -> RemoteSync | None:
+        """The bucket sync when the data root is an object store (created on first use)."""
+        if self.settings.store.remote and self._remote is None:
+            self._remote = RemoteSync(self.settings.store, self.cache)
+        return self._remote
 
     def load(self, source: str, start: dt.date, end: dt.date, force: bool = False) -> CacheResult:
         if end < start:
             raise InputError(f"--end {end} is before --start {start}")
         spec = CACHED_SOURCES[source]
-        cache, gcs = self.cache, self.gcs
-        if gcs is not None and not force:
+        cache, remote = self.cache, self.remote
+        if remote is not None and not force:
             stale_before = None if cache.max_age_days is None else cache.now() - cache.max_age_days * 86400.0
-            self.synced.add(gcs.pull(source, start, end, fresh_after=stale_before))
+            self.synced.add(remote.pull(source, start, end, fresh_after=stale_before))
         result = cache.load(
             source, start, end, fetch=lambda s, e: self._fetch(source, s, e),
             date_col=spec.date_col, key_cols=spec.key_cols, force=force,
         )
-        if gcs is not None and result.written:
-            self.synced.add(gcs.push(source, names=[result.path.name]))
+        if remote is not None and result.written:
+            self.synced.add(remote.push(source, names=[result.path.name]))
         log.info(
             "%s %s..%s: %s hit, coverage %.0f%%, %d fetch range(s), %d rows -> %s",
             source, start, end, result.hit, 100 * result.coverage, result.api_calls, result.frame.height, result.path,
@@ -152,7 +146,7 @@ class SourceLoader:
     def _fetch(self, source: str, start: dt.date, end: dt.date) -> pl.DataFrame:
         if self.offline:
             raise InputError(
-                f"offline: the cache under {self.settings.data_root}/raw/{source} lacks {source} for "
+                f"offline: the cache {self.settings.store.uri(f'raw/{source}')} lacks {source} for "
                 f"{start}..{end}; run `gogoku cache refresh --sources {source} --start {start} --end {end}` first"
             )
         return asyncio.run(self._fetch_async(source, start, end))

@@ -1,9 +1,10 @@
-"""Dataset files, manifests and the `latest.json` pointer (DESIGN contract 4), and their validation.
+"""Dataset files, manifests and the `latest` pointers, and their validation.
 
-Layout in a datasets folder:
-  ml_dataset_<YYYYMMDD>_<YYYYMMDD>.parquet   the frame (start and end of the requested range)
-  ml_dataset_<...>.manifest.json             what it holds and how it was built
-  latest.json                                {"dataset": "<file name>", ...}: the newest written
+Layout in a datasets folder (`<data root>/datasets/`, docs/data.md):
+  ml_dataset_<plan>_<YYYYMMDD>_<YYYYMMDD>.parquet   the frame (plan tier, start and end of the range)
+  ml_dataset_<...>.manifest.json                    what it holds and how it was built
+  latest_<plan>.json                                {"dataset": "<file name>", ...}: the newest of a plan
+The plan is part of a dataset's identity: builds of one range on two plans coexist.
 """
 
 from __future__ import annotations
@@ -17,17 +18,29 @@ from typing import Any
 import polars as pl
 
 import gogoku
+from gogoku.config import PLAN_TIERS
 from gogoku.errors import InputError
 from gogoku.io import read_latest_pointer, write_json_atomic, write_latest_pointer, write_parquet_atomic
+from gogoku.storage import Store
 
+DATASETS = "datasets"
 MANIFEST_SUFFIX = ".manifest.json"
 KEYS = ("Code", "Date")
 # Names that would carry the future into the inputs (the reference's forward returns are feat_ret_*).
 LEAKY_PREFIXES = ("target", "feat_ret_", "fwd_", "future_")
 
 
-def dataset_stem(start: dt.date, end: dt.date) -> str:
-    return f"ml_dataset_{start:%Y%m%d}_{end:%Y%m%d}"
+def dataset_stem(plan: str, start: dt.date, end: dt.date) -> str:
+    if plan not in PLAN_TIERS:
+        raise InputError(f"dataset plan {plan!r}: expected one of {', '.join(PLAN_TIERS)}")
+    return f"ml_dataset_{plan}_{start:%Y%m%d}_{end:%Y%m%d}"
+
+
+def latest_pointer_name(plan: str) -> str:
+    """The pointer to the newest dataset of a plan tier."""
+    if plan not in PLAN_TIERS:
+        raise InputError(f"plan {plan!r}: expected one of {', '.join(PLAN_TIERS)}")
+    return f"latest_{plan}.json"
 
 
 def manifest_path(dataset_path: Path) -> Path:
@@ -67,29 +80,72 @@ def make_manifest(
 
 
 def write_dataset(df: pl.DataFrame, manifest: Mapping[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    """Write the parquet, its manifest and `latest.json` into `out_dir` (each atomically)."""
+    """Write the parquet, its manifest and then the plan's `latest_<plan>.json` into `out_dir`
+    (each atomically, the pointer last)."""
     out_dir = Path(out_dir)
+    plan = str(manifest["plan"])
     start = dt.date.fromisoformat(manifest["range"]["start"])
     end = dt.date.fromisoformat(manifest["range"]["end"])
-    path = out_dir / f"{dataset_stem(start, end)}.parquet"
+    path = out_dir / f"{dataset_stem(plan, start, end)}.parquet"
     write_parquet_atomic(df, path)
     meta = write_json_atomic(dict(manifest), manifest_path(path))
     write_latest_pointer(
-        out_dir, path, "dataset", manifest=meta.name, range=manifest["range"], rows=manifest["rows"],
-        created_at=manifest["created_at"],
+        out_dir, path, "dataset", name=latest_pointer_name(plan), manifest=meta.name, plan=plan,
+        range=manifest["range"], rows=manifest["rows"], created_at=manifest["created_at"],
     )
     return path, meta
 
 
-def latest_dataset(datasets_dir: Path) -> Path:
-    """The dataset file that `latest.json` in `datasets_dir` names (the newest one written)."""
-    return read_latest_pointer(datasets_dir, "dataset")
+def publish_dataset(store: Store, df: pl.DataFrame, manifest: Mapping[str, Any]) -> dict[str, str]:
+    """Write a dataset into the data root: the parquet and its manifest, then the plan's pointer
+    (uploaded in that order on an object store, so the pointer never names a missing file)."""
+    path, meta = write_dataset(df, manifest, store.local_path(DATASETS))
+    pointer = f"{DATASETS}/{latest_pointer_name(str(manifest['plan']))}"
+    uri, manifest_uri, pointer_uri = store.publish(f"{DATASETS}/{path.name}", f"{DATASETS}/{meta.name}", pointer)
+    return {"uri": uri, "manifest_uri": manifest_uri, "pointer_uri": pointer_uri, "local": str(path)}
 
 
-def resolve_dataset(path: Path) -> Path:
-    """A dataset file as given, or the one `latest.json` names when `path` is a datasets folder."""
+def latest_dataset(datasets_dir: Path, plan: str) -> Path:
+    """The dataset file that `latest_<plan>.json` in a local `datasets_dir` names."""
+    return read_latest_pointer(datasets_dir, "dataset", name=latest_pointer_name(plan))
+
+
+def resolve_dataset(path: Path, plan: str = "standard") -> Path:
+    """A local dataset file as given, or the newest of `plan` when `path` is a datasets folder."""
     path = Path(path)
-    return latest_dataset(path) if path.is_dir() else path
+    return latest_dataset(path, plan) if path.is_dir() else path
+
+
+def localize_dataset(store: Store, location: str | None, plan: str, what: str = "--dataset") -> tuple[Path, str]:
+    """(local file, URI) of a dataset given as a URI or path, or as `latest` / None / "" (the newest
+    dataset of `plan` in the data root). Its manifest is fetched beside it. Errors name `what`."""
+    try:
+        return _localize_dataset(store, location, plan)
+    except InputError as exc:
+        raise InputError(f"{what} {location or 'latest'}: {exc}") from None
+
+
+def _localize_dataset(store: Store, location: str | None, plan: str) -> tuple[Path, str]:
+    text = str(location or "").strip()
+    if text in ("", "latest"):
+        pointer = f"{DATASETS}/{latest_pointer_name(plan)}"
+        if not store.exists(pointer):
+            raise InputError(f"{store.uri(pointer)}: no {plan} dataset has been built under {store.url} yet; "
+                             f"build one (gogoku dataset build --plan {plan}) or give --dataset")
+        info = store.read_json(pointer)
+        name = info.get("dataset") if isinstance(info, dict) else None
+        if not isinstance(name, str) or "/" in name:
+            raise InputError(f"{store.uri(pointer)}: not a dataset pointer")
+        text = store.uri(f"{DATASETS}/{name}")
+    if not text.endswith(".parquet"):
+        raise InputError("expected a dataset .parquet file (or `latest`)")
+    path = store.localize(text)
+    if "://" in text:  # objects land in the working copy with their layout: the manifest beside the parquet
+        store.localize(text[: -len(".parquet")] + MANIFEST_SUFFIX)
+    rel = store.root.relative(text)
+    if rel is not None:
+        return path, store.uri(rel)
+    return path, text if "://" in text else str(path.absolute())
 
 
 def read_manifest(dataset_path: Path) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 import yaml
 
-from gogoku.errors import InputError
+from gogoku.errors import GogokuError, InputError
 from gogoku.evaluate.metrics import (
     Bootstrap,
     daily_ic,
@@ -32,7 +32,8 @@ from gogoku.evaluate.metrics import (
     long_short_periods,
     staggered_book,
 )
-from gogoku.io import atomic_write, read_latest_pointer, write_json_atomic
+from gogoku.io import atomic_write, write_json_atomic
+from gogoku.storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -40,30 +41,65 @@ ORACLE = "oracle (planted)"
 
 
 # ---------------------------------------------------------------- runs
-def resolve_model_dir(value: str | Path, data_root: Path) -> Path:
-    if str(value) in ("", "latest"):
-        return read_latest_pointer(data_root / "models", "model_dir")
-    path = Path(value)
-    if not (path / "metrics.json").is_file():
-        raise InputError(f"--model-dir {value}: no metrics.json there")
-    return path
+MODELS = "models"
+# What a report reads of a model folder; checkpoints and TensorBoard logs stay in the store.
+_NOT_READ = ("/checkpoints/", "/tensorboard/")
 
 
-def resolve_model_dirs(values: str | Path | Sequence[str | Path] | None, data_root: Path) -> list[Path]:
-    """Model folders from --model-dir values: `latest`, a model folder (with metrics.json) or a run
-    folder whose sub-folders are model folders (all of them, sorted by name)."""
+def _as_store(root: Store | Path) -> Store:
+    return root if isinstance(root, Store) else Store.from_url(root)
+
+
+def _model_rels(store: Store, value: str) -> list[str] | None:
+    """The model folders (relative to the root) that `value` names in the data root: `latest`, a
+    model folder or a run folder of model folders; None when `value` lies outside the root."""
+    if value in ("", "latest"):
+        pointer = f"{MODELS}/latest.json"
+        if not store.exists(pointer):
+            raise InputError(f"{store.uri(pointer)}: no model has been trained under {store.url} yet; "
+                             "train one first or give --model-dir")
+        name = store.read_json(pointer).get("model_dir")
+        if not isinstance(name, str) or "/" in name:
+            raise InputError(f"{store.uri(pointer)}: not a model pointer")
+        return [f"{MODELS}/{name}"]
+    rel = store.root.relative(value)
+    if rel is None:
+        return None
+    if store.remote:
+        markers = [o.rel for o in store.walk(rel) if o.rel.endswith("/metrics.json")]
+    else:
+        folder = store.local_path(rel)
+        markers = [p.relative_to(store.root.local).as_posix() for p in folder.glob("**/metrics.json")]
+    top = f"{rel}/metrics.json".lstrip("/")
+    if top in markers:
+        return [rel]
+    subs = sorted(m.rsplit("/", 1)[0] for m in markers if m.count("/") == top.count("/") + 1)
+    if not subs:
+        raise InputError(f"--model-dir {value}: no metrics.json there or in its sub-folders")
+    return subs
+
+
+def resolve_model_dirs(values: str | Path | Sequence[str | Path] | None, root: Store | Path) -> list[Path]:
+    """Local model folders for --model-dir values: `latest`, a model folder (with metrics.json) or a
+    run folder whose sub-folders are model folders (all of them, sorted by name), given as URIs or
+    paths of the data root (fetched from an object store) or as local paths elsewhere."""
+    store = _as_store(root)
     if values is None or isinstance(values, (str, Path)):
         values = ["latest" if values is None else values]
     dirs: list[Path] = []
     for value in values:
+        rels = _model_rels(store, str(value).strip())
+        if rels is not None:
+            dirs.extend(store.fetch_tree(r, skip=lambda obj: any(p in f"/{obj}" for p in _NOT_READ)) for r in rels)
+            continue
         path = Path(value)
-        if str(value) not in ("", "latest") and path.is_dir() and not (path / "metrics.json").is_file():
-            found = sorted(p.parent for p in path.glob("*/metrics.json"))
-            if not found:
-                raise InputError(f"--model-dir {value}: no metrics.json there or in its sub-folders")
-            dirs.extend(found)
-        else:
-            dirs.append(resolve_model_dir(value, data_root))
+        if (path / "metrics.json").is_file():
+            dirs.append(path)
+            continue
+        found = sorted(p.parent for p in path.glob("*/metrics.json")) if path.is_dir() else []
+        if not found:
+            raise InputError(f"--model-dir {value}: no metrics.json there or in its sub-folders")
+        dirs.extend(found)
     unique = list(dict.fromkeys(p.resolve() for p in dirs))
     if not unique:
         raise InputError("--model-dir: no model folder given")
@@ -78,32 +114,47 @@ class ModelRun:
     horizons: list[int]
     manifest: dict[str, Any]
     config: dict[str, Any]
+    store: Store | None = None
 
-    @property
+    @functools.cached_property
     def dataset(self) -> Path | None:
-        return Path(self.metrics["dataset"]) if self.metrics.get("dataset") else None
+        """The local file of the run's dataset (fetched from an object store), None when unavailable."""
+        return _local_file(self.metrics.get("dataset"), self.store)
 
 
-def load_run(model_dir: Path, label: str | None = None) -> ModelRun:
+def _local_file(location: str | None, store: Store | None) -> Path | None:
+    if not location:
+        return None
+    if "://" not in location:
+        return Path(location)
+    try:
+        return (store or Store.from_env()).localize(location)
+    except GogokuError as exc:
+        log.warning("%s: not available (%s)", location, exc)
+        return None
+
+
+def load_run(model_dir: Path, label: str | None = None, store: Store | None = None) -> ModelRun:
     try:
         metrics = json.loads((model_dir / "metrics.json").read_text())
         horizons = [int(str(h).rstrip("d")) for h in metrics["horizons"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{model_dir / 'metrics.json'}: unreadable ({exc.__class__.__name__}: {exc})") from None
     manifest: dict[str, Any] = {}
-    if metrics.get("dataset"):
-        dataset = Path(metrics["dataset"])
-        manifest_file = dataset.with_name(dataset.stem + ".manifest.json")
-        if manifest_file.is_file():
+    location = str(metrics.get("dataset") or "")
+    if location.endswith(".parquet"):
+        manifest_file = _local_file(location[: -len(".parquet")] + ".manifest.json", store)
+        if manifest_file is not None and manifest_file.is_file():
             manifest = json.loads(manifest_file.read_text())
     config_file = model_dir / "config.yaml"
     config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
-    return ModelRun(model_dir, label or str(metrics.get("model", model_dir.name)), metrics, horizons, manifest, config)
+    label = label or str(metrics.get("model", model_dir.name))
+    return ModelRun(model_dir, label, metrics, horizons, manifest, config, store)
 
 
-def load_runs(model_dirs: Sequence[Path]) -> list[ModelRun]:
+def load_runs(model_dirs: Sequence[Path], store: Store | None = None) -> list[ModelRun]:
     """Runs labelled by model name; a name used twice gets its folder's name appended."""
-    runs = [load_run(d) for d in model_dirs]
+    runs = [load_run(d, store=store) for d in model_dirs]
     names = [r.label for r in runs]
     for run in runs:
         if names.count(run.label) > 1:
@@ -279,14 +330,15 @@ def _json_safe(obj: Any) -> Any:
 
 
 def evaluate_models(
-    model_dirs: Sequence[Path], out_dir: Path | None = None, settings: EvaluationSettings = EvaluationSettings()
+    model_dirs: Sequence[Path], out_dir: Path | None = None, settings: EvaluationSettings = EvaluationSettings(),
+    store: Store | None = None,
 ) -> dict[str, Any]:
     """Evaluate every model folder on its test rows; write evaluation.json, report.md and the
     figures (cumulative_long_short.png, rank_ic_by_horizon.png, ic_decay.png) to `out_dir`
     (default: <first model folder>/evaluation). Returns the evaluation as written."""
     from gogoku.evaluate.plots import plot_cumulative_long_short, plot_ic_decay, plot_rank_ic_by_horizon
 
-    runs = load_runs(model_dirs)
+    runs = load_runs(model_dirs, store)
     out = Path(out_dir) if out_dir is not None else runs[0].model_dir / "evaluation"
     models: dict[str, Any] = {}
     books: dict[str, dict[str, pl.DataFrame]] = {}
@@ -411,17 +463,28 @@ def _pct(x: Any) -> str:
 
 def run_evaluation(
     model_dirs: str | Path | Sequence[str | Path] | None,
-    data_root: Path,
+    root: Store | Path,
     out_dir: Path | None = None,
     settings: EvaluationSettings = EvaluationSettings(),
 ) -> dict[str, Any]:
-    """`gogoku evaluate`: evaluate, print the comparison table, return the CLI's result object."""
-    evaluation = evaluate_models(resolve_model_dirs(model_dirs, data_root), out_dir, settings)
+    """`gogoku evaluate`: evaluate, print the comparison table, return the CLI's result object. An
+    output folder inside the data root (the default: <first model folder>/evaluation) is published."""
+    store = _as_store(root)
+    evaluation = evaluate_models(resolve_model_dirs(model_dirs, store), out_dir, settings, store)
     print(evaluation["text"], flush=True)
+    table = Path(evaluation["table"])
+    rel = store.root.relative(table.parent)
+    if rel is not None:
+        store.publish_tree(rel, last=["evaluation.json"])
+
+    def uri(path: str | Path) -> str:
+        inside = store.root.relative(path)
+        return store.uri(inside) if inside is not None else str(path)
+
     return {
-        "evaluation": str(Path(evaluation["table"]).with_name("evaluation.json")),
-        "table": evaluation["table"],
-        "figures": evaluation["figures"],
+        "evaluation": uri(table.with_name("evaluation.json")),
+        "table": uri(table),
+        "figures": {k: uri(v) for k, v in evaluation["figures"].items()},
         "model_dirs": [m["model_dir"] for m in evaluation["models"].values()],
         "rank_ic": _headline(evaluation, "rank_ic_mean"),
         "sharpe_net": _headline(evaluation, "ls_sharpe_net"),
@@ -436,12 +499,12 @@ def _headline(evaluation: Mapping[str, Any], key: str) -> dict[str, dict[str, An
 
 
 # ---------------------------------------------------------------- gogoku report
-def summarize_runs(model_dirs: Sequence[Path]) -> dict[str, Any]:
+def summarize_runs(model_dirs: Sequence[Path], store: Store | None = None) -> dict[str, Any]:
     """The quick summary `gogoku report` prints: the first run's dataset; every model's test-fold
     figures (recomputed from predictions.parquet without bootstrap, so runs of any age show the
     same statistics; metrics.json's where there are no predictions); the oracle on the first
     model's test rows and each model's RankIC as a fraction of the oracle's on its own test rows."""
-    runs = load_runs(model_dirs)
+    runs = load_runs(model_dirs, store)
     first = runs[0]
     manifest = first.manifest
     models: dict[str, Any] = {}
@@ -532,8 +595,9 @@ def _first(metrics: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return next((metrics[k] for k in keys if metrics.get(k) is not None), None)
 
 
-def print_summary(model_dir: str | Path | Sequence[str | Path] | None, data_root: Path) -> dict[str, Any]:
-    summary = summarize_runs(resolve_model_dirs(model_dir, data_root))
+def print_summary(model_dir: str | Path | Sequence[str | Path] | None, root: Store | Path) -> dict[str, Any]:
+    store = _as_store(root)
+    summary = summarize_runs(resolve_model_dirs(model_dir, store), store)
     print(format_summary(summary), flush=True)
     return {
         "model_dir": summary["model_dir"], "model_dirs": summary["model_dirs"], "dataset": summary["dataset"],

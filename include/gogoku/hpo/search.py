@@ -24,12 +24,13 @@ from omegaconf import OmegaConf
 
 from gogoku.config import Settings
 from gogoku.errors import InputError
-from gogoku.io import write_json_atomic
+from gogoku.storage import ensure_writable_dir
 from gogoku.train.run import compose_config, config_dir, prepare
 
 log = logging.getLogger(__name__)
 
 DISTRIBUTIONS = ("float", "int", "categorical")
+HPO = "hpo"
 
 
 def load_search_config(path: str | Path | None = None) -> dict[str, Any]:
@@ -67,13 +68,18 @@ def suggest_overrides(trial: optuna.Trial, space: Mapping[str, Mapping[str, Any]
 
 
 def default_storage(study: str, settings: Settings) -> str:
-    folder = settings.data_root / "hpo"
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(folder / f'{study}.db').resolve()}"
+    """SQLite under `<data root>/hpo/`; on an object-store root the file is fetched first and published
+    after every trial (one writer at a time: parallel workers need an RDB such as PostgreSQL)."""
+    rel = f"{HPO}/{study}.db"
+    store = settings.store
+    if store.exists(rel):
+        store.fetch(rel)
+    ensure_writable_dir(store.local_path(HPO), f"the HPO folder of {store.url}")
+    return f"sqlite:///{store.local_path(rel).resolve()}"
 
 
 def run_search(
-    dataset: Path | None,
+    dataset: str | Path | None,
     model: str = "atft_gat_fan",
     *,
     n_trials: int | None = None,
@@ -82,10 +88,11 @@ def run_search(
     timeout_s: float | None = None,
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a study; returns its summary and writes `<data root>/hpo/<study>/best.json`."""
     search = load_search_config(config)
-    settings = Settings.from_env()
+    settings = settings or Settings.from_env()
     study_name = study_name or str(search.get("study", "atft_search"))
     n_trials = int(n_trials if n_trials is not None else search.get("n_trials", 20))
     timeout_s = timeout_s if timeout_s is not None else search.get("timeout_s")
@@ -98,7 +105,12 @@ def run_search(
     if not 1 <= n_folds <= len(base.folds):
         raise InputError(f"folds={n_folds}: expected 1..{len(base.folds)} (the dataset has {len(base.folds)} folds)")
     folds = base.folds[-n_folds:]
+    sqlite_rel = None if storage else f"{HPO}/{study_name}.db"
     storage = _with_driver(storage or default_storage(study_name, settings))
+
+    def publish_study(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if sqlite_rel is not None:
+            settings.store.publish(sqlite_rel)
 
     from gogoku.train.atft import validation_scores  # torch only once the inputs are known to be valid
 
@@ -138,13 +150,13 @@ def run_search(
     )
     before = len(study.trials)
     log.info("study %s (%s): %d trial(s) so far; running %d more on %s, %d fold(s)", study_name,
-             _redact(storage), before, n_trials, base.path.name, len(folds))
-    study.optimize(objective, n_trials=n_trials, timeout=timeout_s, gc_after_trial=True)
+             _redact(storage), before, n_trials, base.uri, len(folds))
+    study.optimize(objective, n_trials=n_trials, timeout=timeout_s, gc_after_trial=True, callbacks=[publish_study])
     states = [t.state for t in study.trials]
     summary: dict[str, Any] = {
         "study": study_name,
         "storage": _redact(storage),
-        "dataset": str(base.path),
+        "dataset": base.uri,
         "model": model,
         "folds": [f.index for f in folds],
         "trials": len(study.trials),
@@ -158,8 +170,9 @@ def run_search(
         best = study.best_trial
         summary.update(best_value=best.value, best_trial=best.number, best_params=best.params,
                        best_overrides=best.user_attrs.get("overrides", []))
-        out = settings.data_root / "hpo" / study_name / "best.json"
-        summary["best_file"] = str(write_json_atomic(summary, out))
+        rel = f"{HPO}/{study_name}/best.json"
+        summary["best_file"] = settings.store.uri(rel)
+        settings.store.write_json(rel, json.loads(json.dumps(summary, default=str)))
         log.info("best trial %d: validation score %.4f; train with: gogoku train --model %s %s", best.number,
                  best.value, model, " ".join(summary["best_overrides"]))
     return json.loads(json.dumps(summary, default=str))

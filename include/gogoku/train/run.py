@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import gogoku
 from gogoku.config import Settings
-from gogoku.dataset.manifest import read_manifest, resolve_dataset, validate_dataset
+from gogoku.dataset.manifest import localize_dataset, read_manifest, validate_dataset
 from gogoku.dataset.splits import Fold, walk_forward_splits
 from gogoku.errors import InputError
 from gogoku.io import atomic_write, write_json_atomic, write_latest_pointer, write_parquet_atomic
@@ -31,6 +31,7 @@ from gogoku.io import atomic_write, write_json_atomic, write_latest_pointer, wri
 log = logging.getLogger(__name__)
 
 PRIMARY_CONFIG = "train/config"
+MODELS = "models"
 TRAINERS = ("lightgbm", "atft")  # model.trainer (default: model.name) -> the walk-forward trainer
 HEADLINE = ("rank_ic_mean", "ic_mean", "rank_icir", "ls_sharpe", "n_days")
 
@@ -99,9 +100,10 @@ def _train_lightgbm(
 
 @dataclass
 class Prepared:
-    """A training run's inputs: the dataset, the composed config and the walk-forward folds."""
+    """A training run's inputs: the dataset (local file and URI), the composed config and the folds."""
 
     path: Path
+    uri: str
     summary: dict[str, Any]
     cfg: DictConfig
     trainer: str
@@ -111,10 +113,12 @@ class Prepared:
     folds: list[Fold]
 
 
-def prepare(dataset: Path | None, model: str, overrides: Sequence[str] = (), settings: Settings | None = None) -> Prepared:
-    """Resolve and validate the dataset, compose the config and split the dates into folds."""
+def prepare(dataset: str | Path | None, model: str, overrides: Sequence[str] = (),
+            settings: Settings | None = None) -> Prepared:
+    """Resolve (a URI, a path, or None/`latest`: the newest dataset of the plan tier), fetch and
+    validate the dataset, compose the config and split the dates into folds."""
     settings = settings or Settings.from_env()
-    path = resolve_dataset(Path(dataset) if dataset is not None else settings.data_root / "datasets")
+    path, uri = localize_dataset(settings.store, None if dataset is None else str(dataset), settings.plan_tier)
     summary = validate_dataset(path)
     manifest = read_manifest(path)
     cfg = compose_config(model, overrides)
@@ -135,28 +139,34 @@ def prepare(dataset: Path | None, model: str, overrides: Sequence[str] = (), set
     df = pl.read_parquet(path, columns=columns)
     folds = walk_forward_splits(df["Date"].unique().sort().to_list(), **OmegaConf.to_container(cfg.splits))
 
-    return Prepared(path, summary, cfg, trainer, horizons, features, df, folds)
+    return Prepared(path, uri, summary, cfg, trainer, horizons, features, df, folds)
 
 
 def train(
-    dataset: Path | None,
+    dataset: str | Path | None,
     model: str = "lightgbm",
     out_dir: Path | None = None,
     overrides: Sequence[str] = (),
     only_folds: Sequence[int] | None = None,
+    run_name: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Train `model` on `dataset` (a file, a datasets folder, or None = <data_root>/datasets/latest).
+    """Train `model` on `dataset` (a URI or path, or None/`latest`: the newest dataset of the plan).
 
-    Writes into `out_dir` (default <data_root>/models/<model>_<dataset stem>_<UTC timestamp>/):
-    the model files, metrics.json, predictions.parquet and the composed config.yaml.
+    Writes into `<data root>/models/<run_name>` (default name <model>_<dataset stem>_<UTC timestamp>),
+    or into the local folder `out_dir`: the model files, metrics.json, predictions.parquet and the
+    composed config.yaml. On an object-store root the folder is fetched first (to resume, or to
+    assemble folds trained elsewhere), each fold's checkpoint is published after every epoch and
+    the folder after the run, metrics.json last, then `models/latest.json`.
 
-    `only_folds` (neural models): train just those folds into `out_dir` and stop; processes may train
-    different folds of one `out_dir` at the same time, and a run without `only_folds` on that folder
+    `only_folds` (neural models): train just those folds and stop; processes (pods) may train
+    different folds of one folder at the same time, and a run without `only_folds` on that folder
     then loads every finished fold and writes the metrics.
     """
-    if only_folds is not None and out_dir is None:
+    if only_folds is not None and out_dir is None and run_name is None:
         raise InputError("--fold needs --out (or --run-name): the model folder that a run without --fold assembles")
-    settings = Settings.from_env()
+    settings = settings or Settings.from_env()
+    store = settings.store
     run = prepare(dataset, model, overrides, settings)
     path, summary, cfg, trainer, horizons, features, df, folds = (
         run.path, run.summary, run.cfg, run.trainer, run.horizons, run.features, run.df, run.folds)
@@ -168,12 +178,26 @@ def train(
         if unknown:
             raise InputError(f"--fold {unknown}: this run's walk-forward folds are {known}")
 
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(out_dir) if out_dir is not None else settings.data_root / "models" / f"{model}_{path.stem}_{stamp}"
+    rel: str | None = None  # the folder's place in the data root (None: a local --out folder)
+    if out_dir is not None:
+        out = Path(out_dir)
+    else:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        rel = f"{MODELS}/{run_name or f'{model}_{path.stem}_{stamp}'}"
+        out = store.fetch_tree(rel)  # an object store: what earlier attempts or fold tasks published
     out.mkdir(parents=True, exist_ok=True)
-    log.info("training %s on %s (%d rows, %d features, %d folds) -> %s", model, path.name, df.height, len(features), len(folds), out)
+    where = store.uri(rel) if rel is not None else str(out)
+    log.info("training %s on %s (%d rows, %d features, %d folds) -> %s", model, run.uri, df.height, len(features),
+             len(folds), where)
+
+    def publish(sub: str = "", last: Sequence[str] = ()) -> None:
+        if rel is not None:
+            store.publish_tree(f"{rel}/{sub}".rstrip("/"), last=last)
+
     # Written first: a run stopped part-way (and resumed on the same --out) keeps its config beside it.
     atomic_write(out / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True)))
+    if rel is not None:
+        store.publish(f"{rel}/config.yaml")
     if trainer == "atft":
         from gogoku.train.atft import train_atft  # torch is imported only for the models that need it
 
@@ -188,21 +212,28 @@ def train(
             valid_embargo=int(cfg.validation.embargo),
             model_dir=out,
             only_folds=only_folds,
+            # Each epoch's checkpoint reaches the store, so a retried pod resumes where this one stopped.
+            on_epoch_end=lambda fold, epoch, entry: publish(f"checkpoints/fold{fold}"),
         )
         if only_folds is not None:
-            return {"model": model, "model_dir": str(out), "dataset": str(path), **metrics}
+            publish(last=["result.json"])
+            return {"model": model, "model_dir": where, "dataset": run.uri, **metrics}
     else:
         predictions, metrics = _train_lightgbm(df, features, horizons, folds, cfg, out)
-    metrics = {"dataset": str(path), "dataset_rows": summary["rows"], **metrics, "features": features}
-    metrics_path = write_json_atomic(metrics, out / "metrics.json")
-    predictions_path = write_parquet_atomic(predictions, out / "predictions.parquet")
-    write_latest_pointer(out.parent, out, "model_dir", model=model, dataset=str(path))
+    metrics = {"dataset": run.uri, "dataset_rows": summary["rows"], **metrics, "features": features}
+    write_parquet_atomic(predictions, out / "predictions.parquet")
+    write_json_atomic(metrics, out / "metrics.json")  # the run's completion marker: written and published last
+    publish(last=["metrics.json"])
+    if rel is not None:
+        store.write_json(f"{MODELS}/latest.json", {"model_dir": Path(rel).name, "model": model, "dataset": run.uri})
+    else:
+        write_latest_pointer(out.parent, out, "model_dir", model=model, dataset=run.uri)
     return {
         "model": model,
-        "model_dir": str(out),
-        "dataset": str(path),
-        "metrics": str(metrics_path),
-        "predictions": str(predictions_path),
+        "model_dir": where,
+        "dataset": run.uri,
+        "metrics": f"{where}/metrics.json",
+        "predictions": f"{where}/predictions.parquet",
         "n_features": len(features),
         "n_folds": len(folds),
         "headline": {h: {k: m.get(k) for k in HEADLINE} for h, m in metrics["horizons"].items()},

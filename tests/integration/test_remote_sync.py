@@ -1,5 +1,5 @@
-"""GCS sync of the raw cache against a real GCS emulator (gcp-storage-emulator, in memory, on
-127.0.0.1 with an ephemeral port) and real parquet files."""
+"""The raw cache on a gs:// data root against a real GCS emulator (gcp-storage-emulator, in memory,
+on 127.0.0.1 with an ephemeral port) and real parquet files."""
 
 from __future__ import annotations
 
@@ -8,21 +8,18 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 import pytest
-from gcp_storage_emulator.server import create_server
-from google.cloud import storage
 
-from gogoku.cache.gcs import GcsSync, file_md5, storage_client
 from gogoku.cache.raw import RawCache, read_cache_file
+from gogoku.cache.remote import RemoteSync
 from gogoku.cache.sources import SourceLoader
 from gogoku.calendar import business_days
 from gogoku.config import Settings
+from gogoku.storage import Store, file_md5
 
 pytestmark = pytest.mark.integration
 
@@ -51,39 +48,29 @@ def no_fetch(start: date, end: date) -> pl.DataFrame:
     raise AssertionError(f"unexpected fetch {start}..{end}")
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[str]:
-    server = create_server("127.0.0.1", 0, in_memory=True)
-    server.start()
-    # The emulator binds port 0 itself; its HTTP server knows the port it got.
-    host = f"http://127.0.0.1:{server._api._httpd.server_port}"
-    yield host
-    server.stop()
+@pytest.fixture()
+def bucket(gcs_bucket: str) -> str:
+    return gcs_bucket
 
 
 @pytest.fixture()
-def bucket(emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator)
-    name = f"gogoku-{uuid.uuid4().hex[:12]}"
-    storage_client().create_bucket(name)
-    return name
+def client(bucket: str) -> Store:
+    """The bucket as a whole (no prefix): what the tests look at and damage behind the workers' backs."""
+    return Store.from_url(f"gs://{bucket}")
 
 
-@pytest.fixture()
-def client(bucket: str) -> storage.Client:
-    return storage_client()
+def worker(root: Path, bucket: str, client: Store, prefix: str = "prod") -> tuple[RawCache, RemoteSync]:
+    """A worker with its own disk (`root`: its working copy) on gs://bucket/prefix."""
+    store = Store.from_url(f"gs://{bucket}/{prefix}", local_cache=root)
+    cache = RawCache(store.root.local)
+    return cache, RemoteSync(store, cache)
 
 
-def worker(root: Path, bucket: str, client: storage.Client, prefix: str = "prod") -> tuple[RawCache, GcsSync]:
-    cache = RawCache(root)
-    return cache, GcsSync(cache, bucket, prefix, client)
+def remote_names(client: Store, bucket: str) -> list[str]:
+    return sorted(o.rel for o in client.walk(""))
 
 
-def remote_names(client: storage.Client, bucket: str) -> list[str]:
-    return sorted(b.name for b in client.list_blobs(bucket))
-
-
-def test_push_then_pull_into_an_empty_dir_then_idempotent(tmp_path: Path, bucket: str, client: storage.Client) -> None:
+def test_push_then_pull_into_an_empty_dir_then_idempotent(tmp_path: Path, bucket: str, client: Store) -> None:
     cache_a, sync_a = worker(tmp_path / "a", bucket, client)
     _, fetch = fetch_rows()
     written = cache_a.load(SOURCE, *JAN, fetch)
@@ -107,7 +94,7 @@ def test_push_then_pull_into_an_empty_dir_then_idempotent(tmp_path: Path, bucket
     assert sorted(p.name for p in local.parent.iterdir()) == [local.name]
 
 
-def test_pull_fetches_only_the_asked_source_and_range(tmp_path: Path, bucket: str, client: storage.Client) -> None:
+def test_pull_fetches_only_the_asked_source_and_range(tmp_path: Path, bucket: str, client: Store) -> None:
     cache_a, sync_a = worker(tmp_path / "a", bucket, client)
     for span in (JAN, (date(2024, 7, 1), date(2024, 7, 31))):
         cache_a.load(SOURCE, *span, fetch_rows()[1])
@@ -123,7 +110,7 @@ def test_pull_fetches_only_the_asked_source_and_range(tmp_path: Path, bucket: st
 
 
 def test_remote_newer_replaces_local_and_local_newer_is_kept(
-    tmp_path: Path, bucket: str, client: storage.Client
+    tmp_path: Path, bucket: str, client: Store
 ) -> None:
     cache_a, sync_a = worker(tmp_path / "a", bucket, client)
     cache_a.load(SOURCE, *JAN, fetch_rows(tag=1)[1])
@@ -147,7 +134,7 @@ def test_remote_newer_replaces_local_and_local_newer_is_kept(
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "rows"])
 def test_a_corrupt_remote_object_is_rejected(
-    tmp_path: Path, bucket: str, client: storage.Client, damage: str
+    tmp_path: Path, bucket: str, client: Store, damage: str
 ) -> None:
     cache_a, _ = worker(tmp_path / "a", bucket, client)
     good = cache_a.load(SOURCE, *JAN, fetch_rows()[1])
@@ -163,8 +150,9 @@ def test_a_corrupt_remote_object_is_rejected(
         bad = tmp_path / "bad.parquet"
         good.frame.head(5).write_parquet(bad, metadata={META_KEY: meta[META_KEY]})
         data = bad.read_bytes()
-    blob = client.bucket(bucket).blob(f"prod/raw/{SOURCE}/{good.path.name}")
-    blob.upload_from_string(data)
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(data)
+    client.upload(damaged, f"prod/raw/{SOURCE}/{good.path.name}")
     cache_b, sync_b = worker(tmp_path / "b", bucket, client)
     report = sync_b.pull(SOURCE, *JAN)
     assert report.rejected == [good.path.name] and report.downloaded == []
@@ -179,7 +167,7 @@ def test_a_corrupt_remote_object_is_rejected(
 
 
 def test_push_after_compaction_deletes_only_the_fragments_it_saw(
-    tmp_path: Path, bucket: str, client: storage.Client
+    tmp_path: Path, bucket: str, client: Store
 ) -> None:
     cache_a, sync_a = worker(tmp_path / "a", bucket, client)
     for span in (JAN, FEB):
@@ -202,7 +190,7 @@ def test_push_after_compaction_deletes_only_the_fragments_it_saw(
 
 
 def test_source_loader_on_a_gs_root_pulls_before_and_pushes_after(
-    tmp_path: Path, bucket: str, client: storage.Client, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, bucket: str, client: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = {"GOGOKU_DATA_ROOT": f"gs://{bucket}/team/prod", "GOGOKU_SIM_STOCKS": "12", "JQUANTS_PLAN_TIER": "standard"}
     monkeypatch.setenv("GOGOKU_LOCAL_CACHE", str(tmp_path / "worker1"))
@@ -210,7 +198,7 @@ def test_source_loader_on_a_gs_root_pulls_before_and_pushes_after(
     with SourceLoader(settings) as loader:
         first = loader.load("topix", date(2024, 3, 1), date(2024, 3, 29))
     assert first.hit == "miss" and loader.api_calls >= 1
-    assert first.path == tmp_path / "worker1" / bucket / "team" / "prod" / "raw" / "topix" / first.path.name
+    assert first.path == tmp_path / "worker1" / "gs" / bucket / "team" / "prod" / "raw" / "topix" / first.path.name
     assert loader.synced.uploaded == [first.path.name] and loader.synced.bytes_up > 0
     assert remote_names(client, bucket) == [f"team/prod/raw/topix/{first.path.name}"]
 
@@ -223,25 +211,25 @@ def test_source_loader_on_a_gs_root_pulls_before_and_pushes_after(
     assert again.frame.equals(first.frame.filter(pl.col("Date").is_between(date(2024, 3, 4), date(2024, 3, 15))))
 
 
-def test_cache_sync_command(tmp_path: Path, bucket: str, client: storage.Client, emulator: str) -> None:
+def test_cache_sync_command(tmp_path: Path, bucket: str, client: Store, gcs_emulator: str) -> None:
     cache_a, sync_a = worker(tmp_path / "a", bucket, client, prefix="p")
     written = cache_a.load(SOURCE, *JAN, fetch_rows()[1])
     sync_a.push(SOURCE)
     env = {**os.environ, "GOGOKU_DATA_ROOT": f"gs://{bucket}/p", "GOGOKU_LOCAL_CACHE": str(tmp_path / "cli"),
-           "STORAGE_EMULATOR_HOST": emulator}
+           "STORAGE_EMULATOR_HOST": gcs_emulator}
     cmd = [sys.executable, "-m", "gogoku.cli", "cache", "sync", "--direction", "pull", "--sources", SOURCE]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert (result["downloaded"], result["bytes_down"]) == (1, written.path.stat().st_size)
     assert result["root"] == f"gs://{bucket}/p"
-    local = tmp_path / "cli" / bucket / "p" / "raw" / SOURCE / written.path.name
+    local = tmp_path / "cli" / "gs" / bucket / "p" / "raw" / SOURCE / written.path.name
     assert file_md5(local) == file_md5(written.path)
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert json.loads(out.stdout.strip().splitlines()[-1])["downloaded"] == 0
 
 
-def test_a_worker_compacting_its_own_uploads_deletes_them(tmp_path: Path, bucket: str, client: storage.Client) -> None:
+def test_a_worker_compacting_its_own_uploads_deletes_them(tmp_path: Path, bucket: str, client: Store) -> None:
     cache, sync = worker(tmp_path / "w", bucket, client)
     sync.pull(SOURCE)  # the bucket is empty: nothing seen but what this worker uploads next
     for span in (JAN, FEB, (JAN[0], FEB[1])):

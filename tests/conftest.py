@@ -1,0 +1,35 @@
+"""Fixtures every test folder may use: a real GCS emulator on loopback (gcp-storage-emulator, in memory)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[str]:
+    """The emulator's URL (http://127.0.0.1:<port>), for STORAGE_EMULATOR_HOST."""
+    from gcp_storage_emulator.server import create_server
+
+    server = create_server("127.0.0.1", 0, in_memory=True)
+    server.start()
+    # Clients that drop a keep-alive connection make the emulator print a traceback per socket.
+    server._api._httpd.handle_error = lambda request, client_address: None
+    # The emulator binds port 0 itself; its HTTP server knows the port it got.
+    yield f"http://127.0.0.1:{server._api._httpd.server_port}"
+    server.stop()
+
+
+@pytest.fixture()
+def gcs_bucket(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new empty bucket on the emulator; STORAGE_EMULATOR_HOST points at it for this test."""
+    from gcsfs.core import GCSFileSystem
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+    name = f"gogoku-{uuid.uuid4().hex[:12]}"
+    GCSFileSystem(token="anon", project="gogoku-emulator", skip_instance_cache=True).mkdir(name)
+    assert os.environ["STORAGE_EMULATOR_HOST"] == gcs_emulator
+    return name
