@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import errno
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -28,19 +29,39 @@ LOOKBACK_DAYS = 420
 DATASET_SOURCES = ("trading_calendar", "listed_info", "daily_quotes", "topix", "statements")
 
 
+# Dates outside this span are typos (a year 1 or 2100 would write cache names no read ever matches).
+FIRST_DATE = dt.date(1990, 1, 1)
+
+
 def parse_date(flag: str, value: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(value.strip())
+        day = dt.date.fromisoformat(value.strip())
     except (ValueError, AttributeError):
         raise InputError(f"{flag} {value!r}: expected a date YYYY-MM-DD") from None
+    last = dt.date.today() + dt.timedelta(days=366)
+    if not FIRST_DATE <= day <= last:
+        raise InputError(f"{flag} {day}: expected a date between {FIRST_DATE} and {last}")
+    return day
 
 
 def _date_range(args: argparse.Namespace, start_flag: str = "start", end_flag: str = "end") -> tuple[dt.date, dt.date]:
-    start = parse_date(f"--{start_flag.replace('_', '-')}", getattr(args, start_flag))
-    end = parse_date(f"--{end_flag.replace('_', '-')}", getattr(args, end_flag))
+    start_name, end_name = (f"--{f.rstrip('_').replace('_', '-')}" for f in (start_flag, end_flag))
+    start = parse_date(start_name, getattr(args, start_flag))
+    end = parse_date(end_name, getattr(args, end_flag))
     if end < start:
-        raise InputError(f"--{end_flag} {end} is before --{start_flag} {start}")
+        raise InputError(f"{end_name} {end} is before {start_name} {start}")
     return start, end
+
+
+def non_negative_int(value: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{number} is negative; expected 0 or more")
+    return number
 
 
 def _out_file(flag: str, value: str) -> Path:
@@ -81,21 +102,29 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_sim_serve(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.jquants.server import Faults, serve_forever
 
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port}: expected 0..65535 (0 picks a free port)")
     start = parse_date("--start", args.start)
     end = parse_date("--end", args.end) if args.end else None
     kinds = {k: getattr(args, f"{k}_rate") for k in Faults.KINDS}
     if args.fault_rate and any(kinds.values()):
         raise InputError("--fault-rate spreads over every fault kind: give it or the per-kind rates, not both")
     faults = Faults(**kinds, slow_ms=args.slow_ms) if any(kinds.values()) else Faults.mixed(args.fault_rate, args.slow_ms)
-    return serve_forever(
-        host=args.host, port=args.port, seed=args.seed, n_stocks=args.stocks, start=start, end=end,
-        plan=args.plan, page_size=args.page_size, latency_ms=args.latency_ms, faults=faults,
-        api_key=args.api_key, mailaddress=args.mailaddress, password=args.password,
-        id_token_ttl_s=args.id_token_ttl_s, refresh_token_ttl_s=args.refresh_token_ttl_s,
-        rate_limit=args.rate_limit, rate_window_s=args.rate_window_s, rate_limits=not args.no_rate_limit,
-        today=parse_date("--today", args.today) if args.today else None, date_windows=not args.no_date_windows,
-        max_rows=args.max_rows,
-    )
+    try:
+        return serve_forever(
+            host=args.host, port=args.port, seed=args.seed, n_stocks=args.stocks, start=start, end=end,
+            plan=args.plan, page_size=args.page_size, latency_ms=args.latency_ms, faults=faults,
+            api_key=args.api_key, mailaddress=args.mailaddress, password=args.password,
+            id_token_ttl_s=args.id_token_ttl_s, refresh_token_ttl_s=args.refresh_token_ttl_s,
+            rate_limit=args.rate_limit, rate_window_s=args.rate_window_s, rate_limits=not args.no_rate_limit,
+            today=parse_date("--today", args.today) if args.today else None, date_windows=not args.no_date_windows,
+            max_rows=args.max_rows,
+        )
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise InputError(f"--host {args.host} --port {args.port}: cannot listen there ({exc.strerror}); "
+                             "pick another port, or 0 for a free one") from None
+        raise
 
 
 def cmd_sim_truth(args: argparse.Namespace) -> dict[str, Any]:
@@ -242,8 +271,10 @@ def cmd_dataset_validate(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.dataset.manifest import localize_dataset, validate_dataset
 
     settings = _settings(args)
+    if not 0.0 <= args.max_null_share <= 1.0:
+        raise InputError(f"--max-null-share {args.max_null_share}: expected a share between 0 and 1")
     path, uri = localize_dataset(settings.store, args.path, settings.plan_tier, what="dataset")
-    summary = validate_dataset(path)
+    summary = validate_dataset(path, args.max_null_share)
     manifest_uri = uri[: -len(".parquet")] + ".manifest.json"
     return {**summary, "uri": uri, "dataset": uri, "manifest": manifest_uri}
 
@@ -395,11 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--futures-features", default=None,
                     help="URI or path of the parquet from `gogoku features futures` (premium)")
     sp.add_argument("--lookback-days", type=int, default=LOOKBACK_DAYS)
-    sp.add_argument("--graph-step", type=int, default=5,
+    sp.add_argument("--graph-step", type=non_negative_int, default=5,
                     help="rebuild the correlation graph every N sessions (0: no graph_*/peer_* features)")
     plan_arg(sp)
     sp = add(ds, "validate", cmd_dataset_validate, "check a dataset against its manifest and the schema")
     sp.add_argument("path", help="dataset URI or path, or `latest` (the newest of --plan)")
+    sp.add_argument("--max-null-share", type=float, default=0.1,
+                    help="refuse the dataset when more than this share of its features are entirely null")
     plan_arg(sp)
 
     feats = sub.add_parser("features", help="market-level feature files").add_subparsers(dest="features_cmd", required=True)
@@ -465,11 +498,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         result = args.func(args)
+        emit_result(result, Path(args.result_file) if args.result_file else None)
     except GogokuError as exc:
-        print(f"gogoku {args.command}: error: {exc}", file=sys.stderr, flush=True)
-        return 2
-    emit_result(result, Path(args.result_file) if args.result_file else None)
+        return _fail(args.command, str(exc))
+    except OSError as exc:  # the environment, not a bug: a full or read-only disk, a missing permission
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        return _fail(args.command, _environment_message(exc))
+    except Exception as exc:
+        # polars and pyarrow wrap an I/O failure (a full disk) in their own errors.
+        text = str(exc)
+        if type(exc).__module__.split(".")[0] in ("polars", "pyarrow") and any(s in text for s in DISK_MESSAGES):
+            return _fail(args.command, f"writing failed: {text.strip().splitlines()[0]} (free some space and rerun)")
+        raise
     return 0
+
+
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+DISK_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+
+
+def _fail(command: str, message: str) -> int:
+    """The one-line error (multi-line messages of libraries, e.g. Hydra's, are joined)."""
+    text = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+    print(f"gogoku {command}: error: {text}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _environment_message(exc: OSError) -> str:
+    where = exc.filename or "a file"
+    hint = {errno.ENOSPC: "free some space and rerun", errno.EDQUOT: "free some space and rerun",
+            errno.EROFS: "the data root is read-only; point GOGOKU_DATA_ROOT at a writable place"}.get(
+        exc.errno or 0, "check the permissions of the data root (GOGOKU_DATA_ROOT) and of --out")
+    return f"{where}: {exc.strerror or exc} ({hint})"
 
 
 if __name__ == "__main__":

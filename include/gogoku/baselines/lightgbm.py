@@ -117,14 +117,17 @@ def train_lightgbm(
             keep_fit, keep_valid = np.isfinite(y_fit), np.isfinite(y_valid)
             train_set = lgb.Dataset(x_fit[keep_fit], y_fit[keep_fit], feature_name=list(model_inputs), free_raw_data=True)
             valid_set = lgb.Dataset(x_valid[keep_valid], y_valid[keep_valid], reference=train_set)
-            booster = lgb.train(
-                params,
-                train_set,
-                num_boost_round=num_boost_round,
-                valid_sets=[valid_set],
-                valid_names=["valid"],
-                callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
-            )
+            try:
+                booster = lgb.train(
+                    params,
+                    train_set,
+                    num_boost_round=num_boost_round,
+                    valid_sets=[valid_set],
+                    valid_names=["valid"],
+                    callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+                )
+            except lgb.basic.LightGBMError as exc:  # a bad parameter (LightGBM checks them when training starts)
+                raise InputError(f"model.params {dict(params)}: LightGBM refused them ({exc})") from None
             best = booster.best_iteration or num_boost_round
             best_iters[h].append(best)
             boosters[h] = booster

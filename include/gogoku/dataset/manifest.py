@@ -151,15 +151,44 @@ def _localize_dataset(store: Store, location: str | None, plan: str) -> tuple[Pa
 def read_manifest(dataset_path: Path) -> dict[str, Any]:
     meta = manifest_path(dataset_path)
     try:
-        return json.loads(meta.read_text())
+        manifest = json.loads(meta.read_text())
     except FileNotFoundError:
         raise InputError(f"{meta}: manifest not found next to the dataset") from None
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{meta}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise InputError(f"{meta}: expected a JSON object, got a {type(manifest).__name__}")
+    bad = [k for k, kind in (("features", list), ("targets", list)) if not isinstance(manifest.get(k), kind)]
+    if bad or not all(isinstance(f, dict) and "name" in f and "group" in f for f in manifest["features"]):
+        raise InputError(f"{meta}: not a dataset manifest (features and targets must be lists of entries)")
+    return manifest
 
 
-def validate_dataset(path: Path) -> dict[str, Any]:
-    """Check a dataset file against its manifest and the schema contract; raise InputError if bad."""
+# A dataset whose share of entirely null feature columns exceeds this is refused: a source that went
+# missing, not a market (a normal build has none; see `degenerate_columns`).
+MAX_NULL_FEATURE_SHARE = 0.1
+
+
+def degenerate_columns(df: pl.DataFrame | pl.LazyFrame, features: Sequence[str], targets: Sequence[str]
+                       ) -> tuple[list[str], list[str]]:
+    """(feature columns that are entirely null or NaN, target columns without variance: constant,
+    or fewer than two finite values). Either makes a trained model's metrics meaningless."""
+    lf = df.lazy()
+    finite = [pl.col(c).cast(pl.Float64).is_finite() for c in [*features, *targets]]
+    stats = lf.select(
+        *(f.any().alias(f"f{i}") for i, f in enumerate(finite[: len(features)])),
+        *(pl.col(t).cast(pl.Float64).filter(pl.col(t).cast(pl.Float64).is_finite()).std().alias(f"s{i}")
+          for i, t in enumerate(targets)),
+    ).collect().row(0)
+    null_features = [c for c, ok in zip(features, stats[: len(features)], strict=True) if not ok]
+    flat_targets = [t for t, sd in zip(targets, stats[len(features):], strict=True) if sd is None or not sd > 0]
+    return null_features, flat_targets
+
+
+def validate_dataset(path: Path, max_null_share: float = MAX_NULL_FEATURE_SHARE) -> dict[str, Any]:
+    """Check a dataset file against its manifest and the schema contract, and refuse degenerate
+    data (more than `max_null_share` of the features entirely null, a target without variance);
+    raise InputError if bad."""
     path = resolve_dataset(Path(path))
     manifest = read_manifest(path)
     try:
@@ -202,6 +231,13 @@ def validate_dataset(path: Path) -> dict[str, Any]:
         raise fail(f"target column(s) missing or not float: {bad_targets}")
     if manifest.get("rows") != df.height:
         raise fail(f"{df.height} rows but the manifest says {manifest.get('rows')}")
+    null_features, flat_targets = degenerate_columns(df, features, targets)
+    if flat_targets:
+        raise fail(f"target(s) without variance (constant or all null): {flat_targets}; "
+                   "a model trained on them would report nothing")
+    if features and len(null_features) > max_null_share * len(features):
+        raise fail(f"{len(null_features)} of {len(features)} features are entirely null (allowed: "
+                   f"{max_null_share:.0%}), e.g. {null_features[:5]}: a source is missing; rebuild after a refresh")
     return {
         "dataset": str(path),
         "manifest": str(manifest_path(path)),
@@ -213,4 +249,5 @@ def validate_dataset(path: Path) -> dict[str, Any]:
         "n_features": len(features),
         "feature_groups": manifest.get("feature_groups", {}),
         "targets": targets,
+        "null_features": null_features,
     }

@@ -147,6 +147,13 @@ def check_training_inputs(
         raise InputError(f"dataset: missing column(s) {', '.join(missing[:5])}")
     if not feature_cols:
         raise InputError("no feature columns selected")
+    from gogoku.dataset.manifest import degenerate_columns
+
+    null_features, flat_targets = degenerate_columns(df, feature_cols, targets)
+    if flat_targets:
+        raise InputError(f"target(s) without variance (constant or all null): {flat_targets}; nothing to learn or score")
+    if len(null_features) == len(feature_cols):
+        raise InputError(f"every selected feature is entirely null ({len(feature_cols)} columns): nothing to learn from")
     folds = list(folds) if folds is not None else walk_forward_splits(df["Date"].unique().to_list())
     longest = max(int(h) for h in horizons)
     short = [f.index for f in folds if len(f.embargo_dates) < longest]

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import gogoku
 from gogoku.config import Settings
-from gogoku.dataset.manifest import localize_dataset, read_manifest, validate_dataset
+from gogoku.dataset.manifest import MAX_NULL_FEATURE_SHARE, localize_dataset, read_manifest, validate_dataset
 from gogoku.dataset.splits import Fold, walk_forward_splits
 from gogoku.errors import InputError
 from gogoku.io import atomic_write, write_json_atomic, write_latest_pointer, write_parquet_atomic
@@ -119,9 +119,9 @@ def prepare(dataset: str | Path | None, model: str, overrides: Sequence[str] = (
     validate the dataset, compose the config and split the dates into folds."""
     settings = settings or Settings.from_env()
     path, uri = localize_dataset(settings.store, None if dataset is None else str(dataset), settings.plan_tier)
-    summary = validate_dataset(path)
-    manifest = read_manifest(path)
     cfg = compose_config(model, overrides)
+    summary = validate_dataset(path, float(cfg.validation.get("max_null_feature_share", MAX_NULL_FEATURE_SHARE)))
+    manifest = read_manifest(path)
     trainer = str(cfg.model.get("trainer", cfg.model.name))
     if trainer not in TRAINERS:
         raise InputError(f"model {cfg.model.name!r}: no trainer {trainer!r} in this version (available: {', '.join(TRAINERS)})")
