@@ -12,10 +12,17 @@ before SQ. Futures list the three nearest quarterly months (Mar/Jun/Sep/Dec); Ni
 the three nearest monthly contracts, strikes on the 125-yen grid within 6 % of the running
 at-the-money range and on the 250-yen grid within 15 %.
 
-Prices: futures = index x exp(carry x time to SQ) x (1 + basis noise); the night session of a trading
-day (the evening before) ends at the level that the next cash open confirms. Options are Black-76 on the
-forward with an implied-volatility smile whose level follows the market's GARCH(1,1) variance (the same
-parameters as the equity simulator, filtered from TOPIX's returns) and mean-reverts with maturity.
+Futures prices: index x exp(carry x time to SQ) x (1 + mispricing + noise), where carry = the yen short
+rate (`interest_rate`) minus the product's dividend yield. The mispricing is a persistent AR(1) per product
+whose loading tau / (tau + 0.1) fades to zero at SQ, and the day-to-day noise fades with it, so the basis
+converges to zero at expiry; the months differ by their carry and loading, so the central price gaps at
+each roll by the calendar spread. Open interest follows the roll cycle: the front month builds up over its
+central quarter, the positions move to the next month over its last eight sessions, and what is left
+expires, so the product's total OI collapses after each SQ; a slow AR(1) level moves it between cycles.
+The night session of a trading day (the evening before) ends at the level that the next cash open
+confirms. Options are Black-76 on the forward with an implied-volatility smile whose level follows the
+market's GARCH(1,1) variance (the same parameters as the equity simulator, filtered from TOPIX's returns)
+and mean-reverts with maturity.
 
 Determinism: every draw comes from a SeedSequence child dedicated to this module, session-major with a
 fixed shape per session, so a market with a later `end` repeats the rows of an earlier one.
@@ -58,17 +65,22 @@ class FuturesProduct:
     underlying_id: str  # last 4 digits of the contract code
     tick: float
     multiplier: float
-    carry: float  # annual rate minus dividend yield
+    dividend_yield: float  # annual; the carry is the short rate minus this
     volume: float  # typical daily volume across the listed months
     open_interest: float  # open interest of the front month between rolls
 
 
 PRODUCTS: tuple[FuturesProduct, ...] = (
-    FuturesProduct("TOPIXF", "topix", "0005", 0.5, 10_000, -0.015, 60_000, 500_000),
-    FuturesProduct("NK225F", "nk225", "0018", 10.0, 1_000, -0.012, 40_000, 250_000),
-    FuturesProduct("JN400F", "jpx400", "0027", 5.0, 100, -0.016, 3_000, 60_000),
-    FuturesProduct("REITF", "reit", "0014", 0.5, 1_000, -0.035, 1_500, 30_000),
+    FuturesProduct("TOPIXF", "topix", "0005", 0.5, 10_000, 0.0155, 60_000, 500_000),
+    FuturesProduct("NK225F", "nk225", "0018", 10.0, 1_000, 0.0125, 40_000, 250_000),
+    FuturesProduct("JN400F", "jpx400", "0027", 5.0, 100, 0.0165, 3_000, 60_000),
+    FuturesProduct("REITF", "reit", "0014", 0.5, 1_000, 0.0355, 1_500, 30_000),
 )
+MISPRICING_VOL = 0.0003  # daily innovation of the basis mispricing (stationary sd about 0.15 %)
+MISPRICING_AR = 0.98
+MISPRICING_TAU = 0.1  # years: the loading tau / (tau + 0.1) is 0.7 three months out, 0.03 one day out
+OI_LEVEL_VOL, OI_LEVEL_AR = 0.01, 0.99  # the product's OI level: log AR(1), stationary sd about 0.07
+OI_BUILD = 0.3  # the front month's OI grows by this share of its level over its central quarter
 FUTURES_LISTED = 3  # nearest quarterly contract months per product
 # Front month's share of volume by sessions left to its LTD (0, 1, ..., 8 and more): volume moves to the
 # next month over the last eight sessions, which becomes the central (most active) month four sessions out.
@@ -160,8 +172,14 @@ def black76(forward: np.ndarray, strike: np.ndarray, tau: np.ndarray, rate: np.n
     return np.where(call, c, p)
 
 
+def futures_carry(prod: FuturesProduct, days: np.ndarray) -> np.ndarray:
+    """Annual cost of carry of a futures product on each day: the short rate minus its dividend yield."""
+    return interest_rate(days) - prod.dividend_yield
+
+
 def interest_rate(days: np.ndarray) -> np.ndarray:
-    """Annual rate for option pricing (a yen short rate path: 0.05 %, 0.25 % from Aug 2024, 0.5 % from Feb 2025)."""
+    """Annual yen short rate for option discounting and futures carry (0.05 %, 0.25 % from Aug 2024, 0.5 % from
+    Feb 2025)."""
     return np.select([days >= np.datetime64("2025-02-01"), days >= np.datetime64("2024-08-01")], [0.005, 0.0025], 0.0005)
 
 
@@ -286,6 +304,7 @@ def build_futures(m: SimMarket, indices: dict[str, dict[str, np.ndarray]] | None
     h = market_variance(ix["topix"]["close"])
     sig = np.sqrt(np.concatenate([[MKT_VOL**2], h[:-1]]))
     z_all = _rng(m, "futures").standard_normal((t_len, len(PRODUCTS), FUTURES_LISTED + 1, _FUT_DRAWS))
+    dd = days.astype("datetime64[D]")
     spec_cols = list(ENDPOINTS["futures"].schema)
     frames = []
     for p_i, prod in enumerate(PRODUCTS):
@@ -294,12 +313,17 @@ def build_futures(m: SimMarket, indices: dict[str, dict[str, np.ndarray]] | None
         z_p = z_all[:, p_i, FUTURES_LISTED]
         log_vol = lfilter([0.35], [1.0, -0.7], z_p[:, 0])
         total = prod.volume * np.exp(log_vol + 0.5 * r_abs / sig - 0.5)
+        # Shared by the product's months, so each contract's price path stays continuous across rank changes.
+        mispricing = lfilter([MISPRICING_VOL], [1.0, -MISPRICING_AR], z_p[:, 1])
+        oi_level = np.exp(lfilter([OI_LEVEL_VOL], [1.0, -OI_LEVEL_AR], z_p[:, 2]))
+        carry_rate = futures_carry(prod, dd)
         for rank in range(FUTURES_LISTED):
             c = front + rank
             z = z_all[:, p_i, rank]
             tau = (sq[c] - days).astype(float) / YEAR_DAYS
-            carry = np.exp(prod.carry * tau)
-            noise = 0.0002 * (1 + rank)
+            fade = tau / (tau + MISPRICING_TAU)  # arbitrage pins the contract to the index as SQ nears
+            carry = np.exp(carry_rate * tau) * (1 + mispricing * fade)
+            noise = 0.0002 * (1 + rank) * (0.2 + 0.8 * fade)
             tick = prod.tick
             night_open = _grid(s["prev"] * carry * (1 + 2 * noise * z[:, 0]), tick)
             night_close = _grid(s["open"] * carry * (1 + noise * z[:, 1]), tick)
@@ -319,7 +343,9 @@ def build_futures(m: SimMarket, indices: dict[str, dict[str, np.ndarray]] | None
             prev_roll = roll if rank == 1 else np.full(t_len, 1.0 if rank == 0 else 0.0)
             own_roll = roll if rank == 0 else np.zeros(t_len)
             left = np.searchsorted(sessions, ltd[c]) - day_pos
-            oi = prod.open_interest * (0.25 * np.exp(-np.maximum(left - 62, 0) / 40.0) + 0.75 * prev_roll) \
+            build = 1 + OI_BUILD * (np.clip(1 - left / 62.0, 0.0, 1.0) - 0.5)  # grows while it is the front month
+            oi = prod.open_interest * oi_level * build \
+                * (0.25 * np.exp(-np.maximum(left - 62, 0) / 40.0) + 0.75 * prev_roll) \
                 * (1 - 0.85 * own_roll) * np.exp(0.02 * z[:, 9])
             mi = cm[c]
             code = 160_000_000 + _year_digit(mi) * 1_000_000 + (mi % 12 + 1) * 10_000 + int(prod.underlying_id)
