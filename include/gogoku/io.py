@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,11 +18,19 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+# A temp file of an atomic write untouched this long belongs to a writer that died (a running writer
+# keeps writing to it); younger ones may be a concurrent writer's and are left alone.
+STALE_TEMP_S = 3600.0
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     """Write through `write(tmp_path)` to a temp file in the same folder, fsync it, rename it over
-    `path` and fsync the folder: a crash leaves either the old file or the new one, never a torn one."""
+    `path` and fsync the folder: a crash leaves either the old file or the new one, never a torn one.
+    A writer killed mid-write leaves its temp file (`.<name>.<random>.tmp`); the next write of the same
+    `path` removes such leftovers once they are older than STALE_TEMP_S."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -34,6 +44,22 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     finally:
         tmp_path.unlink(missing_ok=True)
     return path
+
+
+def remove_stale_temp_files(path: Path, older_than_s: float = STALE_TEMP_S) -> list[Path]:
+    """Delete the temp files that killed atomic writes of `path` left in its folder (those last
+    modified more than `older_than_s` ago); returns what was deleted."""
+    path = Path(path)
+    cutoff = time.time() - older_than_s
+    removed = []
+    for tmp in path.parent.glob(glob.escape(f".{path.name}.") + "*.tmp"):
+        try:
+            if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:  # gone meanwhile, or not ours to delete
+            continue
+    return removed
 
 
 def _fsync_file(path: Path) -> None:

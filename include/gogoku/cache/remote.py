@@ -8,15 +8,24 @@ local compaction removed, only where a file already in the bucket covers their w
 the generation listed before (GCS), so a concurrent writer's newer object is never deleted.
 Each object records its fetch time (`gogoku-mtime` metadata) so freshness survives the trip, and
 every downloaded file is verified (`read_cache_file`) before it replaces anything.
+
+`StoreCheckpoint` keeps the per-query checkpoints of a cache fetch (`raw/.partial/<source>/`) in the
+bucket as well as in the working copy: each completed query is uploaded at once and the next attempt,
+on whatever pod, downloads them first, so a pod replaced mid-fetch loses only its unfinished queries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 from gogoku.cache.raw import (
     CacheFileError,
@@ -25,7 +34,8 @@ from gogoku.cache.raw import (
     read_cache_file,
     read_cache_metadata,
 )
-from gogoku.errors import InputError
+from gogoku.errors import GogokuError, InputError
+from gogoku.jquants.checkpoint import DirectoryCheckpoint
 from gogoku.storage import CorruptObject, RemoteObject, Store, file_md5
 
 logger = logging.getLogger(__name__)
@@ -78,15 +88,17 @@ class RemoteSync:
                 if parse_cache_file_name(source, name) is not None}
 
     def pull(
-        self, source: str, start: dt.date | None = None, end: dt.date | None = None, fresh_after: float | None = None
+        self, source: str, start: dt.date | None = None, end: dt.date | None = None, fresh_after: float | None = None,
+        locked: bool = False,
     ) -> SyncReport:
         """Download the objects of `source` overlapping [start, end] (all when None) that are not
         already local and identical, unless the local copy is newer; skip objects fetched before
-        `fresh_after` (epoch seconds: the cache would ignore them as stale)."""
+        `fresh_after` (epoch seconds: the cache would ignore them as stale). `locked`: the caller
+        already holds the source's cache lock (a load about to patch every file of the source)."""
         t0 = time.perf_counter()
         report = SyncReport()
         folder = self.cache.source_dir(source)
-        with self.cache.lock(source):
+        with contextlib.nullcontext() if locked else self.cache.lock(source):
             remote = self.remote_files(source)
             self._seen[source] = dict(remote)
             for name, obj in sorted(remote.items()):
@@ -168,3 +180,51 @@ class RemoteSync:
             len(report.skipped), len(report.deleted), time.perf_counter() - t0,
         )
         return report
+
+
+class StoreCheckpoint(DirectoryCheckpoint):
+    """A `DirectoryCheckpoint` at `rel_dir` of an object-store root's working copy whose entries are
+    also in the bucket: `put` uploads each completed query at once, opening one downloads what the
+    bucket holds (another pod's unfinished attempt), and `clear` deletes both copies."""
+
+    def __init__(self, store: Store, rel_dir: str, clock: Callable[[], dt.datetime | None] | None = None) -> None:
+        if not store.remote:
+            raise InputError(f"data root {store.url} is not an object store: use DirectoryCheckpoint")
+        super().__init__(store.local_path(rel_dir), clock=clock)
+        self.store, self.rel_dir = store, rel_dir.strip("/")
+        restored = [obj for obj in store.walk(self.rel_dir) if obj.rel.endswith(self.SUFFIX)]
+        for obj in restored:
+            local = store.local_path(obj.rel)
+            if local.is_file() and local.stat().st_size == obj.size and file_md5(local) == obj.md5:
+                continue
+            try:
+                store.download(obj, local, verify=_readable)
+            except CorruptObject as exc:  # the query is simply asked again
+                logger.warning("checkpoint %s: skipping %s", store.uri(obj.rel), exc)
+        if restored:
+            logger.info("checkpoint %s: %d completed query(ies) from the bucket", store.uri(self.rel_dir), len(restored))
+
+    def put(self, key: str, frame: pl.DataFrame) -> None:
+        super().put(key, frame)
+        try:
+            self.store.upload(self.path(key), f"{self.rel_dir}/{key}{self.SUFFIX}")
+        except GogokuError as exc:
+            # Only the resumability elsewhere is lost: the local copy still serves a rerun here.
+            logger.warning("checkpoint %s not published to the bucket: %s", key, exc)
+
+    def clear(self, keys: Iterable[str] | None = None) -> int:
+        keys = self.keys() if keys is None else sorted(set(keys))
+        count = super().clear(keys)
+        remote = self.store.list(self.rel_dir)
+        for key in keys:
+            obj = remote.get(f"{key}{self.SUFFIX}")
+            if obj is not None:
+                self.store.delete(obj)
+        return count
+
+
+def _readable(path: Path) -> None:
+    try:
+        pl.read_parquet_schema(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise CorruptObject(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None

@@ -11,6 +11,8 @@ it. 429, 5xx, timeouts, dropped connections and truncated or unparsable bodies a
 exponential backoff and jitter, honouring Retry-After up to `max_retry_after_s`. A page that still
 fails after the retries raises and the fetch returns nothing: data is never truncated. With a
 `checkpoint`, each completed query is saved at once, so a rerun asks only for the rest.
+The client keeps the API's clock, the HTTP `Date` of its answers (`server_time`, the latest;
+`first_server_time`, the earliest; `as_of()`): the raw cache decides from it which days are final.
 A 413 (result too large) splits the query's date range in halves.
 
 Secrets (API key, password, mail address, tokens, the auth endpoints' parameters) never appear in an
@@ -166,6 +168,10 @@ class JQuantsClient:
         self.calls_by_path: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()  # answers per status, and failures per kind
         self.reused_queries = 0  # queries served by a checkpoint instead of the API
+        # The API's clock: the HTTP `Date` of its answers, the latest and the earliest seen (None before
+        # any answer). Data read from answers dated t is complete for what was published before t.
+        self.server_time: dt.datetime | None = None
+        self.first_server_time: dt.datetime | None = None
 
     async def __aenter__(self) -> JQuantsClient:
         self._semaphore = asyncio.Semaphore(self._max_concurrency)
@@ -383,7 +389,24 @@ class JQuantsClient:
                 method, self.base_url + path, params=params, json=body, headers=headers,
                 allow_redirects=False, middlewares=(_one_send(),),
             ) as resp:
+                self._saw_date(resp.headers.get("Date"))
                 return resp.status, await resp.read(), _retry_after(resp.headers.get("Retry-After")), headers
+
+    def _saw_date(self, raw: str | None) -> None:
+        moment = _http_date(raw)
+        if moment is None:
+            return
+        if self.server_time is None or moment > self.server_time:
+            self.server_time = moment
+        if self.first_server_time is None or moment < self.first_server_time:
+            self.first_server_time = moment
+
+    def as_of(self, fallback: dt.datetime | None = None) -> dt.datetime:
+        """The time the data fetched so far is complete for: the earliest `Date` the API sent (its own
+        clock; the safe side when a fetch spans a publication), else `fallback` or the wall clock."""
+        if self.first_server_time is not None:
+            return self.first_server_time
+        return fallback if fallback is not None else dt.datetime.now(dt.UTC)
 
     def _backoff(self, attempt: int) -> float:
         # Exponential with jitter around the nominal value, so that parallel retries spread out.
@@ -622,6 +645,17 @@ def _message(body: bytes) -> str:
         return str(json.loads(body).get("message", "")) or body.decode(errors="replace")[:200]
     except (ValueError, AttributeError):
         return body.decode(errors="replace")[:200]
+
+
+def _http_date(raw: str | None) -> dt.datetime | None:
+    """An HTTP `Date` header as an aware datetime, or None when absent or unparsable."""
+    if not raw:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _retry_after(raw: str | None) -> float | None:

@@ -13,6 +13,8 @@ minute 429 with Retry-After; a query whose full result exceeds `max_rows` 413. P
 
 Faults, deterministic for the market's seed (the n-th visit of a URL always draws the same): slow
 answers, 5xx, connection resets and truncated bodies, each at its own rate (`Faults`).
+Its clock is the market's: every answer's HTTP `Date` is the end of the market's `end` day in Tokyo
+(23:59:59 JST), the moment as of which it serves what is published on or before `end`.
 Test hooks: `GET /__sim__/stats` (requests per path, answers per status, faults per kind, tokens issued) and
 `POST /__sim__/reset`.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import email.utils
 import hashlib
 import json
 import logging
@@ -38,6 +41,7 @@ from typing import Any
 import polars as pl
 from aiohttp import web
 
+from gogoku.calendar import TOKYO
 from gogoku.config import PLAN_TIERS, plan_window
 from gogoku.errors import InputError
 from gogoku.jquants.endpoints import ENDPOINTS, Endpoint, Kind, minimum_plan
@@ -183,6 +187,11 @@ class _State:
 
     def window(self, version: str) -> tuple[dt.date | None, dt.date]:
         return plan_window(self.plan, self.today, version)
+
+    def now(self) -> dt.datetime:
+        """The simulator's clock: the end of the market's last day in Tokyo (what it serves is
+        everything published up to then)."""
+        return dt.datetime.combine(self.market.end, dt.time(23, 59, 59), TOKYO)
 
 
 STATE_KEY = web.AppKey("sim_state", _State)
@@ -438,6 +447,12 @@ async def _gate(request: web.Request, handler: Any) -> web.StreamResponse:
     return response
 
 
+async def _date_header(request: web.Request, response: web.StreamResponse) -> None:
+    # Sent as the answer's Date: what it serves and what it says is "now" agree.
+    moment = request.app[STATE_KEY].now()
+    response.headers["Date"] = email.utils.format_datetime(moment.astimezone(dt.UTC), usegmt=True)
+
+
 async def _stats(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     return web.json_response({**state.stats(), "issued_tokens": list(state.issued)})
@@ -483,6 +498,7 @@ def create_app(market: SimMarket, plan: str = "standard", page_size: int = 5000,
         raise InputError("give either fault_rate or faults, not both")
     limit = RateLimit.for_plan(plan, rate_limit, rate_window_s) if rate_limits else None
     app = web.Application(middlewares=[_gate])
+    app.on_response_prepare.append(_date_header)
     app[STATE_KEY] = _State(
         market, plan, page_size, latency_ms, faults,
         Credentials(api_key, mailaddress, password, id_token_ttl_s, refresh_token_ttl_s),
