@@ -4,13 +4,14 @@
 official client sorts. v2 authenticates with `x-api-key`; v1 signs in with the mail address and
 password, renews its id token on 401 and signs in again when the refresh token has expired.
 
-Every HTTP request, retries and sign-ins included, first takes a token from the process-wide bucket
-of its account (`ratelimit`) and is counted, so a fetch within the plan never meets a 429; aiohttp's
-own re-send of a request on a dropped connection is turned off (`_one_send`), the retry loop here does
-it. 429, 5xx, timeouts, dropped connections and truncated or unparsable bodies are retried with
-exponential backoff and jitter, honouring Retry-After up to `max_retry_after_s`. A page that still
-fails after the retries raises and the fetch returns nothing: data is never truncated. With a
-`checkpoint`, each completed query is saved at once, so a rerun asks only for the rest.
+Every HTTP request, retries and sign-ins included, first takes a token from the limiter of its
+account (`ratelimit`: per process, or shared by the deployment through Redis) and is counted, so a
+fetch within the plan never meets a 429; aiohttp's own re-send of a request on a dropped connection
+is turned off (`_one_send`), the retry loop here does it. 429, 5xx, timeouts, dropped connections
+and truncated or unparsable bodies are retried with exponential backoff and jitter, honouring
+Retry-After up to `max_retry_after_s`; a 429 pauses the account's limiter (every process sharing it).
+A page that still fails after the retries raises and the fetch returns nothing: data is never
+truncated. With a `checkpoint`, each completed query is saved at once, so a rerun asks only for the rest.
 The client keeps the API's clock, the HTTP `Date` of its answers (`server_time`, the latest;
 `first_server_time`, the earliest; `as_of()`): the raw cache decides from it which days are final.
 A 413 (result too large) splits the query's date range in halves.
@@ -45,7 +46,7 @@ from gogoku.config import API_VERSIONS, DEFAULT_MAX_RETRY_AFTER_S, PLAN_TIERS, c
 from gogoku.errors import GogokuError, InputError
 from gogoku.jquants.checkpoint import QueryCheckpoint
 from gogoku.jquants.endpoints import Axis, Endpoint, Kind, endpoint, full_code, minimum_plan
-from gogoku.jquants.ratelimit import RateLimit, TokenBucket, shared_limiter
+from gogoku.jquants.ratelimit import Limiter, RateLimit, shared_limiter
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +126,15 @@ class JQuantsClient:
     `base_url` has no version (e.g. https://api.jquants.com). `rate_limit` defaults to the plan's
     requests per minute; the bucket is shared with every client of the same URL and credential.
     A server's Retry-After is honoured up to `max_retry_after_s` seconds (JQUANTS_MAX_RETRY_AFTER_S).
+    `rate_limiter` (JQUANTS_RATE_LIMITER, a Redis URL) shares the limit with every process of the
+    deployment instead (`ratelimit.RedisLimiter`).
     """
 
     def __init__(self, base_url: str, version: str = "v2", api_key: str | None = None,
                  mailaddress: str | None = None, password: str | None = None, plan: str = "standard",
                  max_concurrency: int = 8, max_retries: int = 6, backoff_base_s: float = 0.5,
                  timeout_s: float = 60, rate_limit: RateLimit | None = None,
-                 max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S) -> None:
+                 max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S, rate_limiter: str | None = None) -> None:
         base_url = check_api_url(base_url)
         if not (math.isfinite(max_retry_after_s) and max_retry_after_s > 0):
             raise InputError(f"JQUANTS_MAX_RETRY_AFTER_S={max_retry_after_s!r}: expected a positive number of seconds")
@@ -163,7 +166,8 @@ class JQuantsClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_concurrency = max_concurrency
         self._session: aiohttp.ClientSession | None = None
-        self.limiter: TokenBucket = shared_limiter(self.base_url, f"{version}:{api_key or mailaddress}", self.rate_limit)
+        self.limiter: Limiter = shared_limiter(self.base_url, f"{version}:{api_key or mailaddress}", self.rate_limit,
+                                               backend=rate_limiter)
         self.api_calls = 0  # HTTP requests, retries and sign-ins included
         self.calls_by_path: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()  # answers per status, and failures per kind

@@ -15,8 +15,9 @@ Faults, deterministic for the market's seed (the n-th visit of a URL always draw
 answers, 5xx, connection resets and truncated bodies, each at its own rate (`Faults`).
 Its clock is the market's: every answer's HTTP `Date` is the end of the market's `end` day in Tokyo
 (23:59:59 JST), the moment as of which it serves what is published on or before `end`.
-Test hooks: `GET /__sim__/stats` (requests per path, answers per status, faults per kind, tokens issued) and
-`POST /__sim__/reset`.
+Test hooks: `GET /__sim__/stats` (requests per path, answers per status, faults per kind, tokens issued),
+`POST /__sim__/reset`, and `POST /__sim__/faults` with a JSON object of fault rates (`Faults`' fields)
+that replaces the server's faults from the next request on (an outage that starts or ends).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 
 STATS_PATH = "/__sim__/stats"
 RESET_PATH = "/__sim__/reset"
+FAULTS_PATH = "/__sim__/faults"
 AUTH_USER_PATH = "/v1/token/auth_user"
 AUTH_REFRESH_PATH = "/v1/token/auth_refresh"
 INVALID_KEY = "The incoming api key is invalid or expired."
@@ -458,6 +460,17 @@ async def _stats(request: web.Request) -> web.Response:
     return web.json_response({**state.stats(), "issued_tokens": list(state.issued)})
 
 
+async def _set_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    try:
+        body = await request.json()
+        state.faults = Faults(**{k: float(v) for k, v in dict(body).items()})
+    except (ValueError, TypeError, InputError) as exc:
+        return _message(400, f"faults: {exc}")
+    log.info("simulator faults now %s", state.faults)
+    return web.json_response({"faults": {k: getattr(state.faults, k) for k in (*Faults.KINDS, "slow_ms")}})
+
+
 async def _reset(request: web.Request) -> web.Response:
     request.app[STATE_KEY].reset()
     return web.json_response({"reset": True})
@@ -511,6 +524,7 @@ def create_app(market: SimMarket, plan: str = "standard", page_size: int = 5000,
     app.router.add_post(AUTH_REFRESH_PATH, _auth_refresh)
     app.router.add_get(STATS_PATH, _stats)
     app.router.add_post(RESET_PATH, _reset)
+    app.router.add_post(FAULTS_PATH, _set_faults)
     app.router.add_route("*", "/v2/{tail:.*}", _unknown)
     app.router.add_route("*", "/v1/{tail:.*}", _unknown)
     return app

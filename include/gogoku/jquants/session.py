@@ -3,6 +3,11 @@
 The built-in simulator keeps the plan's requests per window but with a window of `SIM_RATE_WINDOW_S`
 instead of a minute (the client's bucket uses the same), so local runs exercise the rate limiter
 without waiting on it. It accepts any non-empty key, or mail address and password for v1.
+
+A configured API takes its limit from Settings: the plan's (or JQUANTS_RATE_LIMIT) requests per
+JQUANTS_RATE_WINDOW_S (60 s), in a bucket per process, or shared by every process of the deployment
+through Redis when JQUANTS_RATE_LIMITER is set. The built-in simulator runs inside each process, so
+its limit is never shared.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ def make_client(settings: Settings, url: str | None = None, **client_options: An
     base_url = url if builtin else settings.api_url
     if base_url is None:
         raise ValueError("make_client: the built-in simulator's url is needed when JQUANTS_API_URL is not set")
-    window = SIM_RATE_WINDOW_S if builtin else 60.0
+    window = SIM_RATE_WINDOW_S if builtin else settings.rate_window_s
     options: dict[str, Any] = {
         "version": settings.api_version, "plan": settings.plan_tier,
         "api_key": settings.api_key or (SIM_API_KEY if builtin else None),
@@ -61,6 +66,8 @@ def make_client(settings: Settings, url: str | None = None, **client_options: An
         "password": settings.password or (SIM_PASSWORD if builtin else None),
         "rate_limit": RateLimit.for_plan(settings.plan_tier, None if builtin else settings.rate_limit, window),
         "max_retry_after_s": settings.max_retry_after_s,
+        # Each process has its own built-in simulator: there is no budget to share with others.
+        "rate_limiter": None if builtin else settings.rate_limiter,
     }
     return JQuantsClient(base_url, **{**options, **client_options})
 
