@@ -45,6 +45,13 @@ def _bounds_check(d: dt.date) -> None:
         raise InputError(f"date {d} is outside the JPX calendar known offline ({sessions[0]} .. {sessions[-1]})")
 
 
+def session_ordinals(days: Collection[dt.date]) -> list[int]:
+    """Each day's position among all JPX sessions since the calendar's start (for business days: a
+    fixed count, whatever range a computation starts from)."""
+    sessions = _sessions()
+    return [bisect.bisect_left(sessions, d) for d in days]
+
+
 def calendar_bounds() -> tuple[dt.date, dt.date]:
     sessions = _sessions()
     return sessions[0], sessions[-1]

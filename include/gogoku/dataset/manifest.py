@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,13 @@ import polars as pl
 import gogoku
 from gogoku.config import PLAN_TIERS
 from gogoku.errors import InputError
-from gogoku.io import read_latest_pointer, write_json_atomic, write_latest_pointer, write_parquet_atomic
+from gogoku.io import (
+    atomic_write,
+    read_latest_pointer,
+    write_json_atomic,
+    write_latest_pointer,
+    write_parquet_atomic,
+)
 from gogoku.storage import Store
 
 DATASETS = "datasets"
@@ -48,8 +55,35 @@ def manifest_path(dataset_path: Path) -> Path:
     return dataset_path.with_name(dataset_path.stem + MANIFEST_SUFFIX)
 
 
+@dataclass(frozen=True)
+class DatasetSummary:
+    """What a manifest says of a dataset's rows, for a dataset that is not in memory as one frame."""
+
+    rows: int
+    codes: int
+    dates: int
+    first_date: dt.date | None
+    last_date: dt.date | None
+    identity_columns: list[str]
+
+    @classmethod
+    def of(cls, df: pl.DataFrame) -> DatasetSummary:
+        return cls(
+            rows=df.height,
+            codes=df["Code"].n_unique(),
+            dates=df["Date"].n_unique(),
+            first_date=df["Date"].min() if df.height else None,
+            last_date=df["Date"].max() if df.height else None,
+            identity_columns=[c for c in df.columns if c not in KEYS and df.schema[c] == pl.Utf8],
+        )
+
+
+# A dataset to write: a frame, or a function that writes the parquet file at the path it is given.
+DatasetData = pl.DataFrame | Callable[[Path], None]
+
+
 def make_manifest(
-    df: pl.DataFrame,
+    df: pl.DataFrame | DatasetSummary,
     *,
     groups: Mapping[str, Sequence[str]],
     targets: Sequence[str],
@@ -58,36 +92,40 @@ def make_manifest(
     plan: str,
     build: Mapping[str, Any],
 ) -> dict[str, Any]:
-    identity = [c for c in df.columns if c not in KEYS and df.schema[c] == pl.Utf8]
+    summary = DatasetSummary.of(df) if isinstance(df, pl.DataFrame) else df
     return {
         "range": {"start": start.isoformat(), "end": end.isoformat()},
-        "first_date": df["Date"].min().isoformat() if df.height else None,
-        "last_date": df["Date"].max().isoformat() if df.height else None,
+        "first_date": summary.first_date.isoformat() if summary.first_date is not None else None,
+        "last_date": summary.last_date.isoformat() if summary.last_date is not None else None,
         "plan": plan,
-        "rows": df.height,
-        "codes": df["Code"].n_unique(),
-        "dates": df["Date"].n_unique(),
+        "rows": summary.rows,
+        "codes": summary.codes,
+        "dates": summary.dates,
         "keys": list(KEYS),
-        "identity_columns": identity,
+        "identity_columns": list(summary.identity_columns),
         "features": [{"name": name, "group": group} for group, names in groups.items() for name in names],
         "feature_groups": {group: len(names) for group, names in groups.items()},
         "n_features": sum(len(names) for names in groups.values()),
         "targets": list(targets),
         "build": dict(build),
-        "code_version": gogoku.__version__,
+        "code_version": gogoku.code_version(),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 
-def write_dataset(df: pl.DataFrame, manifest: Mapping[str, Any], out_dir: Path) -> tuple[Path, Path]:
+def write_dataset(df: DatasetData, manifest: Mapping[str, Any], out_dir: Path) -> tuple[Path, Path]:
     """Write the parquet, its manifest and then the plan's `latest_<plan>.json` into `out_dir`
-    (each atomically, the pointer last)."""
+    (each atomically, the pointer last). `df` is a frame, or a function that writes the parquet at
+    the temp path it is given (an out-of-core build's merge), renamed into place once complete."""
     out_dir = Path(out_dir)
     plan = str(manifest["plan"])
     start = dt.date.fromisoformat(manifest["range"]["start"])
     end = dt.date.fromisoformat(manifest["range"]["end"])
     path = out_dir / f"{dataset_stem(plan, start, end)}.parquet"
-    write_parquet_atomic(df, path)
+    if isinstance(df, pl.DataFrame):
+        write_parquet_atomic(df, path)
+    else:
+        atomic_write(path, df)
     meta = write_json_atomic(dict(manifest), manifest_path(path))
     write_latest_pointer(
         out_dir, path, "dataset", name=latest_pointer_name(plan), manifest=meta.name, plan=plan,
@@ -96,7 +134,7 @@ def write_dataset(df: pl.DataFrame, manifest: Mapping[str, Any], out_dir: Path) 
     return path, meta
 
 
-def publish_dataset(store: Store, df: pl.DataFrame, manifest: Mapping[str, Any]) -> dict[str, str]:
+def publish_dataset(store: Store, df: DatasetData, manifest: Mapping[str, Any]) -> dict[str, str]:
     """Write a dataset into the data root: the parquet and its manifest, then the plan's pointer
     (uploaded in that order on an object store, so the pointer never names a missing file)."""
     path, meta = write_dataset(df, manifest, store.local_path(DATASETS))
