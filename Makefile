@@ -13,6 +13,8 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
+# `airflow dags test` of Airflow 3.3.2 cannot finish a DAG with a DeadlineAlert (plugins/gogoku_airflow/deadlines.py).
+export GOGOKU_DEADLINE_ALERTS := 0
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db
 export GOGOKU_DATA_ROOT ?= $(CURDIR)/data
 export PATH := $(BIN):$(PATH)
@@ -24,7 +26,7 @@ RUN_DATE ?= 2025-06-30
 RUN_PLAN ?= standard
 RUN_MODEL ?= lightgbm
 
-.PHONY: install airflow-init run test lint clean
+.PHONY: install airflow-init run test lint clean up down
 
 install: $(VENV)/.installed
 
@@ -55,12 +57,23 @@ run: airflow-init
 	@echo "== gogoku_training model $(RUN_MODEL) on the latest dataset"
 	$(BIN)/airflow dags test gogoku_training --conf '{"dataset": "latest", "model": "$(RUN_MODEL)"}' \
 		> $(AIRFLOW_HOME)/run-training.log 2>&1 || (tail -80 $(AIRFLOW_HOME)/run-training.log; exit 1)
+	@echo "== gogoku_daily: the champion's predictions as of the close of $(RUN_DATE)"
+	$(BIN)/airflow dags test gogoku_daily --conf '{"date": "$(RUN_DATE)"}' \
+		> $(AIRFLOW_HOME)/run-daily.log 2>&1 || (tail -80 $(AIRFLOW_HOME)/run-daily.log; exit 1)
 	@echo "== logs: $(AIRFLOW_HOME)/run-*.log"
-	@$(BIN)/gogoku report --model-dir latest
+	@$(BIN)/gogoku report --model-dir latest --predictions $(RUN_DATE)
 
 test: airflow-init
 	$(BIN)/ruff check dags plugins include tests scripts bench
 	$(BIN)/python -m pytest -q --timeout=900 $(PYTEST_ARGS)
+
+# A local deployment on PostgreSQL: LocalExecutor, api-server + scheduler + dag-processor + triggerer on
+# loopback ports (GOGOKU_API_PORT, GOGOKU_LOG_PORT, GOGOKU_TRIGGER_LOG_PORT), settings in .deploy/airflow.env.
+up: install
+	$(BIN)/python scripts/deployment.py up
+
+down:
+	$(BIN)/python scripts/deployment.py down
 
 lint: install
 	$(BIN)/ruff check dags plugins include tests scripts bench

@@ -8,6 +8,11 @@
   light up, futures on premium only; the others are skipped.
 - `refresh_<source>`: `gogoku cache refresh --sources <source> --start --end`, one per source, in
   the pool `jquants_api`; only missing or stale ranges reach the API.
+- `publish_market_data`: once every chosen source is refreshed, an event of the asset
+  `gogoku_market_data` whose extra carries the Tokyo `market_date` and the refreshed window
+  (`end` = the last closed session): `gogoku_daily` runs on it.
+
+A scheduled run not done by 08:45 JST raises a deadline alert (gogoku_airflow/deadlines.py).
 
 Params: `window_days` (calendar days re-checked each run; widen it to back-fill a gap),
 `date` (YYYY-MM-DD, a market date for a manual run).
@@ -22,6 +27,8 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from gogoku_airflow.assets import MARKET_DATA
+from gogoku_airflow.deadlines import morning_deadline
 from gogoku_airflow.defaults import default_args
 from gogoku_airflow.params import date_param
 from gogoku_airflow.plans import SOURCES
@@ -38,6 +45,7 @@ WINDOW_END = "{{ ti.xcom_pull(task_ids='market_window')['end'] }}"
     max_active_runs=1,
     default_args=default_args(execution_timeout=timedelta(hours=2)),
     tags=["gogoku", "jquants", "cache"],
+    deadline=morning_deadline(8, 45, "the morning cache refresh did not finish by 08:45 JST"),
     params={
         "window_days": Param(
             30, type="integer", minimum=1, maximum=3650,
@@ -64,8 +72,19 @@ def gogoku_cache_refresh() -> None:
 
         return [f"refresh_{source}" for source in sources_for_plan(variable_plan_tier())]
 
+    @task(outlets=[MARKET_DATA], trigger_rule="none_failed_min_one_success")
+    def publish_market_data(window: dict[str, str], **context: Any) -> dict[str, Any]:
+        """The asset event that starts the day's predictions: which market date, which data."""
+        from gogoku_airflow.connection import variable_plan_tier
+
+        extra = {**window, "plan": variable_plan_tier()}
+        context["outlet_events"][MARKET_DATA].extra = extra
+        return extra
+
+    window = market_window()
     refreshes = [cache_refresh_task(f"refresh_{s}", s, WINDOW_START, WINDOW_END) for s in SOURCES]
-    market_window() >> choose_sources() >> refreshes
+    window >> choose_sources() >> refreshes
+    refreshes >> publish_market_data(window)
 
 
 gogoku_cache_refresh()

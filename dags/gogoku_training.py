@@ -13,9 +13,17 @@
   (model folder, metrics file, headline metrics per horizon) is an XCom. A retry resumes from the
   checkpoints in the folder.
 - `report`: logs the headline metrics as a table.
+- `register_model` (with `refit`, on by default: the run also fits the production model on every
+  labelled date): `gogoku model register`; `promote_model`: `gogoku model promote`: the new model
+  becomes the champion when it beats the current one on their common test rows by the configured
+  margin (paired bootstrap of the daily RankIC difference, every horizon), or always with
+  `promote=force`; the decision and its figures are the task's result and log.
 
 Params: `dataset` (a dataset URI; empty = see above), `plan_tier` (whose newest dataset `latest`
 means), `model`, `overrides` (Hydra overrides, e.g. ["model.params.num_leaves=63"]), `fold_parallel`.
+The Variable `gogoku_training_overrides` (a JSON list, optional) holds overrides every run gets before
+its own (a key the run's `overrides` set wins): the only way to shape the runs the scheduler starts
+for new datasets, which have the params' defaults.
 Scheduled on the asset `gogoku_datasets`: once unpaused, every validated dataset gets a model; keep
 it paused to train on demand only (the trigger form and `airflow dags trigger` work either way).
 """
@@ -35,6 +43,9 @@ from gogoku_airflow.params import MODELS, plan_tier_param
 from gogoku_airflow.runners import gogoku_task
 
 log = logging.getLogger("airflow.task")
+PROMOTE_CHOICES = ("if_better", "force", "never")
+MODEL_DIR = "{{ ti.xcom_pull(task_ids='train')['model_dir'] }}"
+FORCE_OPTION = "{{ '--force' if params.promote == 'force' else '' }}"
 
 
 @dag(
@@ -52,26 +63,39 @@ log = logging.getLogger("airflow.task")
                            description="Hydra overrides, one per item, e.g. model.params.num_leaves=63."),
         "fold_parallel": Param(True, type="boolean",
                                description="Neural models: train each walk-forward fold in its own task (pod)."),
+        "refit": Param(True, type="boolean",
+                       description="Also fit the production model on all labelled data and register it."),
+        "promote": Param("if_better", type="string", enum=["if_better", "force", "never"],
+                         description="Make the new model the champion: if it beats the champion on the same "
+                                     "test rows by the configured margin, always, or never."),
     },
     doc_md=__doc__,
 )
 def gogoku_training() -> None:
     @task(multiple_outputs=True)
     def prepare_training(**context: Any) -> dict[str, Any]:
+        from airflow.sdk import Variable
+
         from gogoku_airflow.assets import uri_from_events
         from gogoku_airflow.params import (
             GPU_MODELS,
             NEURAL_MODELS,
+            TRAINING_OVERRIDES_VARIABLE,
             check_choice,
+            merge_overrides,
             n_splits_from_overrides,
             run_name,
             validate_overrides,
+            variable_overrides,
         )
         from gogoku_airflow.plans import PLAN_TIERS
 
         params = context["params"]
         model = check_choice("model", params.get("model"), MODELS)
-        overrides = validate_overrides(params.get("overrides") or [])
+        overrides = merge_overrides(variable_overrides(Variable.get(TRAINING_OVERRIDES_VARIABLE, default="")),
+                                    validate_overrides(params.get("overrides") or []))
+        if overrides:
+            log.info("Hydra overrides (Variable %s, then the param): %s", TRAINING_OVERRIDES_VARIABLE, overrides)
         plan = check_choice("plan_tier", params.get("plan_tier"), PLAN_TIERS)
         dataset = str(params.get("dataset") or "").strip()
         if dataset:
@@ -86,9 +110,13 @@ def gogoku_training() -> None:
                 log.info("dataset: the newest %s dataset under the data root", plan)
         argv = ["train", "--dataset", dataset, "--plan", plan, "--model", model,
                 "--run-name", run_name(model, context["run_id"])]
+        refit = bool(params.get("refit"))
+        if refit:
+            overrides = [*overrides, "refit=true"]
         folds = n_splits_from_overrides(overrides) if model in NEURAL_MODELS and params.get("fold_parallel") else 0
         return {"argv": [*argv, *overrides], "folds": folds, "profile": "gpu" if model in GPU_MODELS else "cpu",
-                "plan": plan}
+                "plan": plan, "register": refit,
+                "promote": refit and check_choice("promote", params.get("promote"), PROMOTE_CHOICES) != "never"}
 
     @task
     def fold_commands(argv: list[str], folds: int) -> list[list[str]]:
@@ -103,6 +131,19 @@ def gogoku_training() -> None:
         log.info("headline metrics per horizon:\n%s", metrics_table(result["headline"]))
         return result["headline"]
 
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def should_register(register: bool) -> bool:
+        """Only a run with a production model (refit) can serve predictions."""
+        if not register:
+            log.info("refit is off: the model is not registered (it has no production model)")
+        return register
+
+    @task.short_circuit
+    def should_promote(promote: bool) -> bool:
+        if not promote:
+            log.info("promote is never (or refit is off): the champion stays")
+        return promote
+
     prepared = prepare_training()
     commands = fold_commands(prepared["argv"], prepared["folds"])
     folds = gogoku_task("train_fold", commands, profile=prepared["profile"], plan_tier=prepared["plan"], map_argv=True)
@@ -110,6 +151,9 @@ def gogoku_training() -> None:
                         trigger_rule="none_failed")
     folds >> train
     report(train.output)
+    register = gogoku_task("register_model", ["model", "register", "--model-dir", MODEL_DIR])
+    promote = gogoku_task("promote_model", ["model", "promote", MODEL_DIR, FORCE_OPTION])
+    train >> should_register(prepared["register"]) >> register >> should_promote(prepared["promote"]) >> promote
 
 
 gogoku_training()

@@ -218,23 +218,63 @@ def cmd_cache_sync(args: argparse.Namespace) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- dataset / features
 def cmd_dataset_build(args: argparse.Namespace) -> dict[str, Any]:
+    import contextlib
+
     import polars as pl
 
     from gogoku.cache.sources import SourceLoader
-    from gogoku.dataset.build import build_dataset
-    from gogoku.dataset.manifest import publish_dataset, write_dataset
+    from gogoku.dataset.build import (
+        build_dataset,
+        build_dataset_chunked,
+        default_chunk_months,
+        read_quotes_history,
+    )
+    from gogoku.dataset.manifest import DATASETS, DatasetData, publish_dataset, write_dataset
     from gogoku.features.families import FAMILY_SOURCES
     from gogoku.jquants.endpoints import endpoint
 
     start, end = _date_range(args)
     settings = _settings(args)
+    chunk_months = default_chunk_months(start, end) if args.chunk_months is None else args.chunk_months
+    out_dir = _out_dir("--out", args.out) if args.out else None
     history_start = start - dt.timedelta(days=args.lookback_days)
     frames: dict[str, pl.DataFrame | None] = dict.fromkeys(DATASET_SOURCES)
     family: dict[str, pl.DataFrame | None] = dict.fromkeys(FAMILY_SOURCES)
-    with SourceLoader(settings, offline=args.offline) as loader:
-        for source in DATASET_SOURCES:
-            if settings.plan_tier in endpoint(source).plans:
+
+    def write(data: DatasetData, manifest: dict[str, Any]) -> dict[str, str]:
+        if out_dir is not None:  # a local folder outside the data root
+            parquet_path, manifest_path = write_dataset(data, manifest, out_dir)
+            return {"uri": str(parquet_path.absolute()), "manifest": str(manifest_path.absolute())}
+        published = publish_dataset(settings.store, data, manifest)
+        return {"uri": published["uri"], "manifest": published["manifest_uri"]}
+
+    with contextlib.ExitStack() as stack:
+        loader = stack.enter_context(SourceLoader(settings, offline=args.offline))
+
+        def load(source: str) -> None:
+            if settings.plan_tier in endpoint(source).plans and frames[source] is None:
                 frames[source] = loader.load(source, history_start, end).frame
+
+        history = None
+        if chunk_months:
+            # Out of core: the quotes first and alone, per date segment (a raw cache file is read whole:
+            # the largest allocation of the build), into temp files beside the output.
+            def read_quotes(a: dt.date, b: dt.date) -> pl.DataFrame:
+                try:
+                    return loader.load("daily_quotes", a, b).frame
+                except InputError as exc:
+                    raise InputError(f"{exc} (the build reads daily_quotes {history_start}..{end})") from None
+
+            load("trading_calendar")
+            load("listed_info")
+            work_dir = out_dir if out_dir is not None else settings.store.local_path(DATASETS)
+            work_dir.mkdir(parents=True, exist_ok=True)
+            history = stack.enter_context(read_quotes_history(
+                read_quotes, frames["listed_info"], frames["trading_calendar"], start=start, end=end,
+                work_dir=work_dir, chunk_months=chunk_months, lookback_days=args.lookback_days))
+        for source in DATASET_SOURCES:
+            if not (history is not None and source == "daily_quotes"):
+                load(source)
         for source in FAMILY_SOURCES:
             if settings.plan_tier in endpoint(source).plans:
                 try:
@@ -243,27 +283,34 @@ def cmd_dataset_build(args: argparse.Namespace) -> dict[str, Any]:
                     if not args.offline:
                         raise
                     log.warning("dataset: %s skipped: %s", source, exc)
-    futures_features = None
-    if args.futures_features:
-        futures_features = _read_parquet("--futures-features", settings.store.localize(args.futures_features))
-    # Popped so that the build can free the raw quotes once it no longer needs them.
-    df, manifest = build_dataset(
-        quotes=frames.pop("daily_quotes"), listed=frames["listed_info"], topix=frames["topix"],
-        calendar=frames["trading_calendar"], statements=frames["statements"],
-        futures_features=futures_features, start=start, end=end, plan=settings.plan_tier,
-        lookback_days=args.lookback_days, sources=family, graph_step=args.graph_step or None,
-    )
-    manifest["origin"] = loader.origin
-    if args.out:  # a local folder outside the data root
-        parquet_path, manifest_path = write_dataset(df, manifest, _out_dir("--out", args.out))
-        written = {"uri": str(parquet_path.absolute()), "manifest": str(manifest_path.absolute())}
-    else:
-        published = publish_dataset(settings.store, df, manifest)
-        written = {"uri": published["uri"], "manifest": published["manifest_uri"]}
+        futures_features = None
+        if args.futures_features:
+            futures_features = _read_parquet("--futures-features", settings.store.localize(args.futures_features))
+        if history is not None:
+            built = build_dataset_chunked(
+                history, frames["topix"], frames["statements"], futures_features, plan=settings.plan_tier,
+                sources=family, graph_step=args.graph_step or None,
+            )
+            manifest = built.manifest
+            manifest["origin"] = loader.origin
+            written = write(built.write, manifest)
+            rows, codes = manifest["rows"], manifest["codes"]
+    if history is None:
+        # Popped so that the build can free the raw quotes once it no longer needs them.
+        df, manifest = build_dataset(
+            quotes=frames.pop("daily_quotes"), listed=frames["listed_info"], topix=frames["topix"],
+            calendar=frames["trading_calendar"], statements=frames["statements"],
+            futures_features=futures_features, start=start, end=end, plan=settings.plan_tier,
+            lookback_days=args.lookback_days, sources=family, graph_step=args.graph_step or None,
+        )
+        manifest["origin"] = loader.origin
+        written = write(df, manifest)
+        rows, codes = df.height, df["Code"].n_unique()
+        del df
     return {
-        **written, "rows": df.height, "codes": df["Code"].n_unique(), "features": len(manifest["features"]),
+        **written, "rows": rows, "codes": codes, "features": len(manifest["features"]),
         "feature_groups": manifest["feature_groups"], "plan": settings.plan_tier, "start": str(start),
-        "end": str(end), "api_calls": loader.api_calls,
+        "end": str(end), "chunk_months": chunk_months, "api_calls": loader.api_calls,
     }
 
 
@@ -281,15 +328,13 @@ def cmd_dataset_validate(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_features_futures(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.cache.sources import SourceLoader
-    from gogoku.features.futures import futures_features
+    from gogoku.dataset.inputs import futures_inputs_features
     from gogoku.io import write_parquet_atomic
 
     start, end = _date_range(args)
     settings = _settings(args)
     with SourceLoader(settings, offline=args.offline) as loader:
-        fut = loader.load("futures", start - dt.timedelta(days=args.lookback_days), end).frame
-        topix = loader.load("topix", start - dt.timedelta(days=args.lookback_days), end).frame
-    feats = futures_features(fut, topix=topix, start=start, end=end)
+        feats = futures_inputs_features(loader, start, end, args.lookback_days)
     names = [c for c in feats.columns if c != "Date"]
     if args.out:
         uri = str(write_parquet_atomic(feats, _out_file("--out", args.out)).absolute())
@@ -312,13 +357,16 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
             raise InputError(f"--run-name {args.run_name!r}: expected a folder name without slashes")
     return train(dataset=args.dataset, model=args.model, out_dir=_out_dir("--out", args.out) if args.out else None,
                  run_name=args.run_name, overrides=list(args.overrides), only_folds=args.fold,
-                 settings=_settings(args))
+                 settings=_settings(args), model_config=args.model_config)
 
 
 def cmd_hpo(args: argparse.Namespace) -> dict[str, Any]:
+    import os
+
     from gogoku.hpo.search import run_search
 
-    return run_search(args.dataset, args.model, n_trials=args.n_trials, study_name=args.study, storage=args.storage,
+    storage = args.storage or os.environ.get("GOGOKU_HPO_STORAGE") or None
+    return run_search(args.dataset, args.model, n_trials=args.n_trials, study_name=args.study, storage=storage,
                       timeout_s=args.timeout, config=args.config, overrides=list(args.overrides),
                       settings=_settings(args))
 
@@ -326,7 +374,14 @@ def cmd_hpo(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.evaluate.report import print_summary
 
-    return print_summary(args.model_dir or ["latest"], _settings(args).store)
+    settings = _settings(args)
+    result = print_summary(args.model_dir or ["latest"], settings.store)
+    if args.predictions:
+        from gogoku.predict import show_predictions
+
+        day = None if args.predictions == "latest" else parse_date("--predictions", args.predictions)
+        result["predictions"] = show_predictions(settings, day)
+    return result
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -341,6 +396,108 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     )
     out = _out_dir("--out", args.out) if args.out else None
     return run_evaluation(args.model_dir or ["latest"], _settings(args).store, out, settings)
+
+
+# ---------------------------------------------------------------- daily predictions
+def cmd_features_daily(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.predict import latest_cached_date, write_day_features
+
+    settings = _settings(args)
+    day = parse_date("--date", args.date) if args.date else latest_cached_date(settings)
+    return write_day_features(settings, day, sessions=args.sessions, lookback_days=args.lookback_days,
+                              graph_step=args.graph_step, offline=not args.online)
+
+
+def cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.predict import predict_day
+
+    settings = _settings(args)
+    model = _model_id(settings.store, args.model) if args.model else None
+    return predict_day(settings, parse_date("--date", args.date) if args.date else None, args.features, model,
+                       min_history=args.min_history)
+
+
+def cmd_predictions_validate(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.predict import validate_predictions
+
+    if not 0.0 < args.min_coverage <= 1.0 or args.spread_factor < 1.0:
+        raise InputError("--min-coverage in (0, 1] and --spread-factor >= 1 required")
+    return validate_predictions(_settings(args), args.uri, args.min_coverage, args.spread_factor)
+
+
+def cmd_monitor(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.monitor import MonitorSettings, run_monitor
+
+    monitor = MonitorSettings(window=args.window, floor=args.floor, floor_days=args.floor_days,
+                              psi_threshold=args.psi_threshold, drift_days=args.drift_days)
+    return run_monitor(_settings(args), monitor, parse_date("--asof", args.asof) if args.asof else None)
+
+
+# ---------------------------------------------------------------- model registry
+def _model_id(store: Any, value: str) -> str:
+    """A run folder name from an id, a model folder URI/path under <root>/models, or `latest`."""
+    text = value.strip().rstrip("/")
+    if text in ("", "latest"):
+        pointer = store.read_json("models/latest.json") if store.exists("models/latest.json") else {}
+        text = str(pointer.get("model_dir") or "")
+        if not text:
+            raise InputError(f"--model-dir latest: no model has been trained under {store.url} yet")
+        return text
+    rel = store.root.relative(text) if ("/" in text or "://" in text) else f"models/{text}"
+    if rel is None or not rel.startswith("models/") or rel.count("/") != 1:
+        raise InputError(f"model {value!r}: expected a run folder under {store.uri('models')} (or its name)")
+    return rel.split("/", 1)[1]
+
+
+def cmd_model_register(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.registry import Registry
+
+    store = _settings(args).store
+    model_id = _model_id(store, args.model_dir)
+    event = Registry(store).register(model_id)
+    return {"model": model_id, "model_dir": store.uri(f"models/{model_id}"), "registered_at": event["at"]}
+
+
+def cmd_model_promote(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.registry import Registry, promote_if_better
+
+    store = _settings(args).store
+    margins = None
+    if args.margin:
+        try:
+            margins = {int(k.rstrip("d")): float(v) for k, v in (item.split("=", 1) for item in args.margin)}
+        except ValueError:
+            raise InputError(f"--margin {args.margin}: expected HORIZON=VALUE, e.g. 5=0.002") from None
+    result = promote_if_better(Registry(store), _model_id(store, args.model), force=args.force, margins=margins)
+    for h, f in ((result.get("comparison") or {}).get("horizons") or {}).items():
+        log.info("%s: candidate RankIC %s vs champion %s, difference %s %s (margin %s): %s", h,
+                 f["candidate_rank_ic"], f["champion_rank_ic"], f["difference"], f["difference_ci"], f["margin"],
+                 "beats" if f["beats"] else "does not beat")
+    return result
+
+
+def cmd_model_rollback(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.registry import Registry
+
+    store = _settings(args).store
+    registry = Registry(store)
+    previous = registry.state().champion
+    event = registry.rollback(_model_id(store, args.to) if args.to else None, reason=args.reason)
+    return {"champion": event["model"], "previous_champion": previous, "event": event["name"]}
+
+
+def cmd_model_list(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.registry import Registry
+
+    state = Registry(_settings(args).store).state()
+    models = {m: {"plan": e.get("plan"), "kind": e.get("kind"), "trained_through": e.get("trained_through"),
+                  "rank_ic": {h: (v or {}).get("rank_ic_mean") for h, v in (e.get("walk_forward") or {}).items()}}
+              for m, e in state.models.items()}
+    for m, info in models.items():
+        print(f"{'*' if m == state.champion else ' '} {m}  {info['kind']}  {info['plan']}  through "
+              f"{info['trained_through']}  RankIC {info['rank_ic']}", flush=True)
+    history = [{k: e.get(k) for k in ("at", "event", "model", "reason", "by")} for e in state.history[-args.history:]]
+    return {"champion": state.champion, "models": models, "history": history}
 
 
 # ---------------------------------------------------------------- parser
@@ -428,6 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lookback-days", type=int, default=LOOKBACK_DAYS)
     sp.add_argument("--graph-step", type=non_negative_int, default=5,
                     help="rebuild the correlation graph every N sessions (0: no graph_*/peer_* features)")
+    sp.add_argument("--chunk-months", type=non_negative_int, default=None,
+                    help="build out of core in date chunks of N months, in memory bounded by the chunk "
+                         "(0: in one shot; default: one shot up to a year, else 12)")
     plan_arg(sp)
     sp = add(ds, "validate", cmd_dataset_validate, "check a dataset against its manifest and the schema")
     sp.add_argument("path", help="dataset URI or path, or `latest` (the newest of --plan)")
@@ -448,6 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dataset", default="latest",
                     help="dataset URI or path, or `latest` (default: the newest dataset of --plan in the data root)")
     sp.add_argument("--model", default="lightgbm", help="a configs/model/ name: lightgbm, atft_gat_fan, atft_tiny")
+    sp.add_argument("--model-config", default=None,
+                    help="URI or path of a model config file instead (e.g. an HPO study's best: hpo/<study>/model.yaml)")
     sp.add_argument("--out", default=None,
                     help="a local model folder (default: <data root>/models/<model>_<dataset>_<time>)")
     sp.add_argument("--run-name", default=None,
@@ -466,14 +628,68 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--n-trials", type=int, default=None, help="trials to run now (default: the config's n_trials)")
     sp.add_argument("--study", default=None, help="study name (default: the config's `study`)")
     sp.add_argument("--storage", default=None,
-                    help="Optuna RDB URL, e.g. postgresql://user@host/db (default: sqlite under <data root>/hpo/)")
+                    help="Optuna RDB URL, e.g. postgresql://user@host/db (default: $GOGOKU_HPO_STORAGE, else sqlite "
+                         "under <data root>/hpo/)")
     sp.add_argument("--timeout", type=float, default=None, help="seconds after which no new trial starts")
     sp.add_argument("--config", default=None, help="search config (default: configs/hpo/default.yaml)")
     sp.add_argument("overrides", nargs="*", help="Hydra overrides fixed for every trial, e.g. splits.n_splits=3")
 
+    sp = add(feats, "daily", cmd_features_daily,
+             "the features of one market date (and the sessions before it) from the raw cache, for a prediction")
+    sp.add_argument("--date", default=None, help="the market date D (default: the latest date in the cache)")
+    sp.add_argument("--sessions", type=int, default=60, help="sessions of rows kept, ending at D")
+    sp.add_argument("--lookback-days", type=int, default=LOOKBACK_DAYS)
+    sp.add_argument("--graph-step", type=non_negative_int, default=5, help="as `dataset build --graph-step`")
+    sp.add_argument("--online", action="store_true", help="fetch what the cache lacks (default: the cache only)")
+    plan_arg(sp)
+
+    sp = add(sub, "predict", cmd_predict,
+             "score every stock listed on a date with a registered model (the champion by default)")
+    sp.add_argument("--date", default=None, help="the market date D whose close the scores are made at "
+                                                "(default: the latest date in the cache)")
+    sp.add_argument("--features", default=None, help="URI of `gogoku features daily` output (default: built now)")
+    sp.add_argument("--model", default=None, help="a registered model id (default: the champion)")
+    sp.add_argument("--min-history", type=int, default=60,
+                    help="sessions of bars a stock needs before it gets a score (others: null with a reason)")
+    plan_arg(sp)
+    preds = sub.add_parser("predictions", help="published predictions").add_subparsers(dest="predictions_cmd",
+                                                                                     required=True)
+    sp = add(preds, "validate", cmd_predictions_validate, "check a predictions file before it is published")
+    sp.add_argument("uri")
+    sp.add_argument("--min-coverage", type=float, default=0.9, help="least share of the listed stocks scored")
+    sp.add_argument("--spread-factor", type=float, default=3.0,
+                    help="score spread within [min / f, max * f] of the model's walk-forward daily spreads")
+    plan_arg(sp)
+    sp = add(sub, "monitor", cmd_monitor, "realized skill of past predictions, feature drift, alerts")
+    sp.add_argument("--asof", default=None, help="monitor up to this date (default: the latest prediction)")
+    sp.add_argument("--window", type=int, default=20, help="sessions of the rolling realized RankIC")
+    sp.add_argument("--floor", type=float, default=0.0, help="alert when the rolling RankIC stays below this ...")
+    sp.add_argument("--floor-days", type=int, default=10, help="... for this many days in a row")
+    sp.add_argument("--psi-threshold", type=float, default=0.25, help="alert when a group's median PSI exceeds this")
+    sp.add_argument("--drift-days", type=int, default=20, help="recent prediction days compared with the training data")
+    plan_arg(sp)
+
+    models = sub.add_parser("model", help="the model registry: register, promote, roll back, list").add_subparsers(
+        dest="model_cmd", required=True)
+    sp = add(models, "register", cmd_model_register, "register a training run that has a production model (refit)")
+    sp.add_argument("--model-dir", default="latest", help="the run folder (URI, path or name), or `latest`")
+    sp = add(models, "promote", cmd_model_promote,
+             "make a registered model the champion if it beats the current one on the same test rows")
+    sp.add_argument("model", help="the registered model (run folder name or URI)")
+    sp.add_argument("--force", action="store_true", help="promote even if it does not beat the champion")
+    sp.add_argument("--margin", action="append", default=None,
+                    help="HORIZON=RANKIC: the least gain required on that horizon (default: the run's config)")
+    sp = add(models, "rollback", cmd_model_rollback, "make the previous champion (or --to) the champion again")
+    sp.add_argument("--to", default=None, help="the registered model to serve (default: the champion before)")
+    sp.add_argument("--reason", default="rollback", help="recorded in the registry's history")
+    sp = add(models, "list", cmd_model_list, "registered models, the champion and the recent history")
+    sp.add_argument("--history", type=int, default=20, help="events of the history to show")
+
     model_dir_help = "model folder, a run folder holding several, or `latest` (default); repeat to compare"
     sp = add(sub, "report", cmd_report, "print a readable summary of one or more training runs")
     sp.add_argument("--model-dir", action="append", default=None, help=model_dir_help)
+    sp.add_argument("--predictions", default=None, metavar="DATE|latest",
+                    help="also print the top and bottom names per horizon of that day's predictions")
 
     sp = add(sub, "evaluate", cmd_evaluate,
              "full test-fold evaluation: bootstrap CIs, costs, IC decay, figures, model comparison table")

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gogoku.errors import InputError
+from gogoku.jquants.ratelimit import check_limiter_url
 from gogoku.storage import Store, parse_data_root
 
 PLAN_TIERS = ("free", "light", "standard", "premium")
@@ -82,11 +83,15 @@ class Settings:
     data_root: Path  # local: the root itself; an object store: its local working copy
     sim_seed: int
     sim_stocks: int
-    rate_limit: int | None = None  # requests per minute when the account's limit is not the plan's
+    rate_limit: int | None = None  # requests per rate_window_s (a minute) when the account's limit is not the plan's
     sim_plan_windows: bool = False  # the built-in simulator answers 400 outside the plan's date window
     data_root_url: str = ""  # GOGOKU_DATA_ROOT as given (a path, or gs://bucket/prefix); "" = data_root
     max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S  # cap on a server's Retry-After
     local_cache: str | None = None  # GOGOKU_LOCAL_CACHE: where object-store roots keep their working copy
+    # JQUANTS_RATE_LIMITER: Redis URL of the rate limit shared by every process (None = per process);
+    # out of the repr, since the URL may carry a Redis password.
+    rate_limiter: str | None = field(default=None, repr=False)
+    rate_window_s: float = 60.0  # JQUANTS_RATE_WINDOW_S: the window of the API's limit (a simulator's may be shorter)
 
     @cached_property
     def store(self) -> Store:
@@ -122,7 +127,16 @@ class Settings:
             rate_limit=_positive_or_none(env, "JQUANTS_RATE_LIMIT"),
             sim_plan_windows=(env.get("GOGOKU_SIM_PLAN_WINDOWS") or "0").strip().lower() in ("1", "true", "yes"),
             max_retry_after_s=_positive_seconds(env, "JQUANTS_MAX_RETRY_AFTER_S", DEFAULT_MAX_RETRY_AFTER_S),
+            rate_limiter=_rate_limiter(env),
+            rate_window_s=_positive_seconds(env, "JQUANTS_RATE_WINDOW_S", 60.0),
         )
+
+
+def _rate_limiter(env: dict[str, str]) -> str | None:
+    raw = (env.get("JQUANTS_RATE_LIMITER") or "").strip()
+    if not raw:
+        return None
+    return check_limiter_url(raw)
 
 
 def _positive_seconds(env: dict[str, str], name: str, default: float) -> float:

@@ -10,6 +10,11 @@ from airflow.sdk import Asset
 # One event per validated dataset under <data root>/datasets; its extra names that dataset (URI, plan,
 # range, size), so a consumer never has to guess which dataset is "the latest".
 DATASETS = Asset(name="gogoku_datasets", group="gogoku")
+# One event per market morning whose refresh succeeded; its extra names the Tokyo market date and the
+# refreshed window (`end` = the last closed session, the date the day's predictions are made as of).
+MARKET_DATA = Asset(name="gogoku_market_data", group="gogoku")
+# One event per published prediction file; its extra names the file's URI, its date and the model.
+PREDICTIONS = Asset(name="gogoku_predictions", group="gogoku")
 EVENT_KEYS = ("uri", "manifest", "plan", "start", "end", "rows", "codes", "features", "feature_groups")
 
 
@@ -20,19 +25,22 @@ def dataset_event(built: Mapping[str, Any], validated: Mapping[str, Any]) -> dic
     return {key: built[key] for key in EVENT_KEYS if key in built}
 
 
+def events_of(events: Any, asset: Asset) -> list[dict[str, Any]]:
+    """The extras of `asset`'s events in a run's triggering events or inlet events, oldest first."""
+    if not events:
+        return []
+    try:
+        found = list(events[asset])
+    except (KeyError, TypeError, ValueError):
+        found = [e for a, es in dict(events).items() if getattr(a, "name", None) == asset.name for e in es or []]
+    found.sort(key=lambda e: (getattr(e, "timestamp", None) is not None, getattr(e, "timestamp", None)))
+    return [dict(getattr(e, "extra", None) or {}) for e in found]
+
+
 def uri_from_events(events: Mapping[Any, Any] | None) -> tuple[str | None, dict[str, Any]]:
     """(dataset URI, event extra) of the newest `gogoku_datasets` event among a run's triggering
     events (several coalesce into one run when builds finish close together); (None, {}) if none."""
-    found = []
-    for asset, asset_events in (events or {}).items():
-        if getattr(asset, "name", None) != DATASETS.name:
-            continue
-        for event in asset_events or []:
-            extra = dict(getattr(event, "extra", None) or {})
-            if extra.get("uri"):
-                found.append((getattr(event, "timestamp", None), extra))
+    found = [extra for extra in events_of(events, DATASETS) if extra.get("uri")]
     if not found:
         return None, {}
-    found.sort(key=lambda item: (item[0] is not None, item[0]))
-    extra = found[-1][1]
-    return str(extra["uri"]), extra
+    return str(found[-1]["uri"]), found[-1]

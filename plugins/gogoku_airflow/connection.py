@@ -25,6 +25,9 @@ JQUANTS_CONN_ID = "jquants_default"
 SIMULATOR_HOST = "simulator"
 DATA_ROOT_VARIABLE = "gogoku_data_root"
 PLAN_TIER_VARIABLE = "gogoku_plan_tier"
+HPO_STORAGE_VARIABLE = "gogoku_hpo_storage"
+# redis://host:6379/0: one request budget for every task and pod using the API key (see the README).
+RATE_LIMITER_VARIABLE = "gogoku_rate_limiter"
 DEFAULT_DATA_ROOT = "data"
 API_VERSIONS = ("v2", "v1")
 
@@ -38,6 +41,7 @@ CLI_ENV_NAMES = (
     "JQUANTS_PASSWORD",
     "JQUANTS_PLAN_TIER",
     "GOGOKU_DATA_ROOT",
+    "GOGOKU_HPO_STORAGE",
 )
 SIM_EXTRAS = {"sim_seed": "GOGOKU_SIM_SEED", "sim_stocks": "GOGOKU_SIM_STOCKS"}
 
@@ -93,4 +97,9 @@ def cli_env(plan_tier: str | None = None) -> dict[str, str]:
         raise AirflowFailException(f"plan tier {plan!r} is not one of {', '.join(PLAN_TIERS)}")
     env["JQUANTS_PLAN_TIER"] = plan
     env["GOGOKU_DATA_ROOT"] = Variable.get(DATA_ROOT_VARIABLE, default=DEFAULT_DATA_ROOT)
+    # Both may hold a password: in pods they come from the credentials Secret when one is configured.
+    for variable, name in ((HPO_STORAGE_VARIABLE, "GOGOKU_HPO_STORAGE"), (RATE_LIMITER_VARIABLE, "JQUANTS_RATE_LIMITER")):
+        value = Variable.get(variable, default="")
+        if value:
+            env[name] = value
     return env

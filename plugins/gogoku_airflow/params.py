@@ -96,3 +96,77 @@ def n_splits_from_overrides(overrides: list[str]) -> int:
 def run_name(model: str, run_id: str) -> str:
     """A model folder name for a DAG run: `<model>_<run id>` with only [A-Za-z0-9._-]."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}_{run_id}").strip("._") or model
+
+
+def dataset_window(params: Mapping[str, Any]) -> dict[str, str]:
+    """{start, end, fetch_start, plan_tier} of a dataset run from its params (checked, naming the param)."""
+    from gogoku_airflow.plans import LOOKBACK_DAYS
+
+    start, end = validate_date_range(params)
+    plan = check_choice("plan_tier", params.get("plan_tier"), PLAN_TIERS)
+    fetch_start = start - dt.timedelta(days=LOOKBACK_DAYS)
+    return {"start": start.isoformat(), "end": end.isoformat(), "fetch_start": fetch_start.isoformat(),
+            "plan_tier": plan}
+
+
+def hpo_plan(params: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+    """The argv of each HPO worker and of the summary, from the gogoku_hpo params (checked)."""
+    from airflow.sdk import Variable
+
+    from gogoku_airflow.connection import HPO_STORAGE_VARIABLE
+    from gogoku_airflow.plans import PLAN_TIERS
+
+    model = check_choice("model", params.get("model"), ("atft_gat_fan", "atft_tiny"))
+    plan = check_choice("plan_tier", params.get("plan_tier"), PLAN_TIERS)
+    overrides = validate_overrides(params.get("overrides") or [])
+    n_trials, workers = int(params.get("n_trials") or 0), int(params.get("workers") or 0)
+    if n_trials < 1 or workers < 1:
+        raise InvalidParam(f"params 'n_trials' ({n_trials}) and 'workers' ({workers}) must be at least 1")
+    # The storage URL reaches the CLI as GOGOKU_HPO_STORAGE (connection.py), never in an argv: it may hold a password.
+    storage = str(Variable.get(HPO_STORAGE_VARIABLE, default="") or "")
+    if not storage.startswith(("postgresql://", "postgres://", "mysql://", "postgresql+")):
+        raise InvalidParam(f"Variable {HPO_STORAGE_VARIABLE}: workers in parallel pods need a shared RDB such as "
+                           f"postgresql://user@host/db (got {storage.split('@')[-1]!r})")
+    study = str(params.get("study") or "").strip() or run_name(f"hpo_{model}", run_id)
+    dataset = str(params.get("dataset") or "").strip() or "latest"
+    base = ["hpo", "--dataset", dataset, "--plan", plan, "--model", model, "--study", study]
+    share = -(-n_trials // workers)
+    argvs = [[*base, "--n-trials", str(min(share, n_trials - k * share)), *overrides]
+             for k in range(workers) if n_trials - k * share > 0]
+    return {"workers": argvs, "best": [*base, "--n-trials", "0", *overrides], "plan": plan, "study": study,
+            "profile": "gpu" if model == "atft_gat_fan" else "cpu"}
+
+
+# Hydra overrides every gogoku_training run gets before its own `overrides` param (a JSON list of
+# strings), e.g. the settings of a deployment's hardware, or a small model for a test deployment:
+# runs the scheduler starts for a new dataset have only the params' defaults.
+TRAINING_OVERRIDES_VARIABLE = "gogoku_training_overrides"
+
+
+def override_key(item: str) -> str:
+    """The config key a Hydra override sets (`+a.b=1`, `~a.b`, `a.b=1` -> `a.b`)."""
+    return item.split("=", 1)[0].strip().lstrip("+~")
+
+
+def variable_overrides(raw: Any) -> list[str]:
+    """The Variable gogoku_training_overrides (JSON list of Hydra overrides; empty: none), checked."""
+    import json
+
+    text = str(raw or "").strip()
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    try:
+        return validate_overrides(value)
+    except InvalidParam:
+        raise InvalidParam(f"Variable {TRAINING_OVERRIDES_VARIABLE} ({text[:200]}) must be a JSON list of Hydra "
+                           'overrides, e.g. ["splits.n_splits=3"]') from None
+
+
+def merge_overrides(base: Sequence[str], own: Sequence[str]) -> list[str]:
+    """`base` (the Variable's) then `own` (the run's param); a key the run sets itself drops the base's."""
+    keys = {override_key(item) for item in own}
+    return [*(item for item in base if override_key(item) not in keys), *own]

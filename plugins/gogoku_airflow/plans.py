@@ -8,6 +8,8 @@ from __future__ import annotations
 
 PLAN_TIERS = ("free", "light", "standard", "premium")
 DEFAULT_PLAN_TIER = "standard"
+# Calendar days of history a dataset build reads before its start (as `gogoku dataset build`).
+LOOKBACK_DAYS = 420
 
 # The cheapest tier that may call each J-Quants source; every dearer tier may call it too.
 MINIMUM_PLAN = {

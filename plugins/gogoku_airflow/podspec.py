@@ -4,7 +4,9 @@ The pod settings are a plain YAML file (not Hydra): the Variable `gogoku_pod_con
 default `pod/default.yaml` under $GOGOKU_CONFIG_DIR (set in the Airflow image), else under this
 project's `configs/`. Keys: `namespace`, `image` (the Variable `gogoku_image` overrides it, e.g.
 per release), `image_pull_policy`, `service_account_name`, `startup_timeout_seconds` (GPU node
-pools may need minutes to scale up), `credentials_secret` (the J-Quants credentials), `storage`,
+pools may need minutes to scale up), `credentials_secret` (the Kubernetes Secret holding the J-Quants
+credentials and other secret settings; plain-text values in the pod spec only with
+`credentials_in_env: true`, an opt-in logged as a warning on every pod), `storage`,
 `env` (extra variables for every pod) and `profiles`: per profile (`cpu`, `gpu`) the container
 `resources` (the GPU one carries the `nvidia.com/gpu` limit), `node_selector` and `tolerations`.
 
@@ -23,6 +25,7 @@ sidecar (do_xcom_push) turns into the task's return value.
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -41,7 +44,8 @@ IMAGE_VARIABLE = "gogoku_image"
 PROJECT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 PROFILES = ("cpu", "gpu")
 STORAGE_KINDS = ("object_store", "pvc")
-SECRET_KEYS = {"JQUANTS_API_KEY": "api-key", "JQUANTS_MAILADDRESS": "mailaddress", "JQUANTS_PASSWORD": "password"}
+SECRET_KEYS = {"JQUANTS_API_KEY": "api-key", "JQUANTS_MAILADDRESS": "mailaddress", "JQUANTS_PASSWORD": "password",
+               "GOGOKU_HPO_STORAGE": "hpo-storage", "JQUANTS_RATE_LIMITER": "rate-limiter"}
 XCOM_RESULT = "/airflow/xcom/return.json"
 POD_CMDS = [CLI, "--result-file", XCOM_RESULT]
 DATA_VOLUME = "gogoku-data"
@@ -50,6 +54,9 @@ GCP_KEY_VOLUME = "gogoku-gcp-key"
 GCP_KEY_DIR = "/var/secrets/google"
 # Failed pods stay for `kubectl logs`/`describe`; succeeded ones are removed.
 ON_FINISH_ACTION = "delete_succeeded_pod"
+
+
+log = logging.getLogger(__name__)
 
 
 def _fail(path: str, why: str) -> AirflowFailException:
@@ -82,6 +89,11 @@ def _read_pod_config(path: str, mtime_ns: int) -> dict[str, Any]:
     key = storage.get("gcp_credentials_secret")
     if key is not None and not (isinstance(key, dict) and key.get("name") and key.get("key")):
         raise _fail(path, "storage.gcp_credentials_secret must be {name: <Secret>, key: <file in it>} or null")
+    if not isinstance(config.get("credentials_in_env", False), bool):
+        raise _fail(path, "credentials_in_env must be true or false")
+    secret = config.get("credentials_secret")
+    if secret is not None and not (isinstance(secret, str) and secret.strip()):
+        raise _fail(path, "credentials_secret must be the name of a Kubernetes Secret or null")
     env = config.get("env") or {}
     if not isinstance(env, dict):
         raise _fail(path, "env must be a mapping of NAME: value")
@@ -116,6 +128,27 @@ def pod_env(mapped: dict[str, str], credentials_secret: str | None) -> list[k8s.
             for name, key in SECRET_KEYS.items()
         ]
     return env
+
+
+def credentials_source(config: dict[str, Any], mapped: dict[str, str]) -> str | None:
+    """The Secret the pod's secret settings come from; None (plain values in the spec) only when the
+    pod config opts in with `credentials_in_env: true` (a warning each time) or there is nothing secret
+    (the simulator's connection)."""
+    secret = config.get("credentials_secret")
+    if secret:
+        return str(secret)
+    present = sorted(name for name in SECRET_KEYS if mapped.get(name))
+    if not present:
+        return None
+    if not config.get("credentials_in_env"):
+        raise AirflowFailException(
+            f"pod config: credentials_secret is null, so {', '.join(present)} would be written into the pod spec in "
+            "plain text; create the Secret (kubectl create secret generic jquants --from-literal=api-key=<key>) and set "
+            "credentials_secret: jquants in the pod config (Variable gogoku_pod_config), or opt in to plain text with "
+            "credentials_in_env: true")
+    log.warning("pod config: credentials_in_env is true: %s are in the pod spec in plain text, readable by anyone "
+                "who can read pods in the namespace; prefer credentials_secret", ", ".join(present))
+    return None
 
 
 def storage_spec(config: dict[str, Any]) -> tuple[dict[str, str], list[k8s.V1Volume], list[k8s.V1VolumeMount]]:
@@ -194,7 +227,7 @@ class GogokuPodMixin:
         container = next(c for c in pod.spec.containers if c.name == self.base_container_name)
         storage_env, _, _ = storage_spec(config)
         mapped = {**cli_env(self.plan_tier or None), **config["env"], **storage_env}
-        env = pod_env(mapped, config.get("credentials_secret"))
+        env = pod_env(mapped, credentials_source(config, mapped))
         container.env = [*(container.env or []), *env]
         return pod
 

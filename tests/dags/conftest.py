@@ -52,6 +52,8 @@ os.environ.update(
         # The CLI's built-in simulator inherits these from the worker: a tiny universe keeps runs fast.
         "GOGOKU_SIM_STOCKS": "20",
         "GOGOKU_SIM_SEED": "7",
+        # dag.test() cannot finish a DAG with a deadline (gogoku_airflow/deadlines.py); the scheduler tests set it.
+        "GOGOKU_DEADLINE_ALERTS": "0",
     }
 )
 (_HOME / "airflow").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""DagBag integrity: the three DAGs parse, with owners, retries, pools, schedules and task graphs."""
+"""DagBag integrity: the DAGs parse, with owners, retries, pools, schedules and task graphs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from gogoku_airflow.plans import SOURCES
 pytestmark = pytest.mark.airflow
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-DAG_IDS = {"gogoku_cache_refresh", "gogoku_dataset", "gogoku_training"}
+DAG_IDS = {"gogoku_cache_refresh", "gogoku_dataset", "gogoku_dataset_monthly", "gogoku_training", "gogoku_hpo",
+           "gogoku_daily"}
 
 
 def test_no_import_errors_and_all_dags(dagbag) -> None:
@@ -31,6 +32,7 @@ def test_owner_retries_backoff_tags(dagbag, dag_id: str) -> None:
         assert t.retries >= 2, t.task_id
         assert t.retry_exponential_backoff >= 2.0, t.task_id
         assert t.max_retry_delay is not None and t.execution_timeout is not None, t.task_id
+        assert t.on_failure_callback, t.task_id  # a failure after the last retry is an alert
 
 
 def test_cache_refresh_schedule_and_graph(dagbag) -> None:
@@ -43,8 +45,12 @@ def test_cache_refresh_schedule_and_graph(dagbag) -> None:
     first = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=TimeRestriction(dag.start_date, None, catchup=False))
     assert first.run_after.in_timezone("UTC").hour == 23
     refreshes = {f"refresh_{s}" for s in SOURCES}
-    assert set(dag.task_ids) == {"market_window", "choose_sources", *refreshes}
-    assert dag.get_task("market_window").downstream_task_ids == {"choose_sources"}
+    assert set(dag.task_ids) == {"market_window", "choose_sources", *refreshes, "publish_market_data"}
+    assert dag.get_task("market_window").downstream_task_ids == {"choose_sources", "publish_market_data"}
+    publish = dag.get_task("publish_market_data")
+    assert publish.upstream_task_ids == {"market_window", *refreshes}
+    assert publish.trigger_rule == "none_failed_min_one_success"  # skipped sources (futures off) do not block
+    assert [a.name for a in publish.outlets] == ["gogoku_market_data"]
     assert dag.get_task("choose_sources").downstream_task_ids == refreshes
     for task_id in refreshes:
         assert dag.get_task(task_id).pool == "jquants_api"
@@ -58,7 +64,7 @@ def test_dataset_graph(dagbag) -> None:
     assert dag.get_task("choose_sources").downstream_task_ids == fetches
     for task_id in fetches:
         assert dag.get_task(task_id).pool == "jquants_api"
-    assert dag.get_task("futures_features").upstream_task_ids == {"fetch_futures", "fetch_topix"}
+    assert dag.get_task("futures_features").upstream_task_ids == {"fetch_futures", "fetch_topix", "fetch_index_option"}
     build = dag.get_task("build_dataset")
     assert build.upstream_task_ids == {*fetches - {"fetch_futures"}, "futures_features"}
     assert build.trigger_rule == "none_failed_min_one_success"
@@ -72,11 +78,14 @@ def test_dataset_graph(dagbag) -> None:
 
 def test_training_graph(dagbag) -> None:
     dag = dagbag.dags["gogoku_training"]
-    assert dag.get_task("prepare_training").downstream_task_ids == {"fold_commands", "train_fold", "train"}
+    assert dag.get_task("prepare_training").downstream_task_ids == {"fold_commands", "train_fold", "train", "should_register", "should_promote"}
     assert dag.get_task("fold_commands").downstream_task_ids == {"train_fold"}
     assert dag.get_task("train_fold").downstream_task_ids == {"train"}
     assert dag.get_task("train").trigger_rule == "none_failed"  # runs after skipped fold tasks (LightGBM)
-    assert dag.get_task("train").downstream_task_ids == {"report"}
+    assert dag.get_task("train").downstream_task_ids == {"report", "should_register"}
+    assert dag.get_task("should_register").downstream_task_ids == {"register_model"}
+    assert dag.get_task("register_model").downstream_task_ids == {"should_promote"}
+    assert dag.get_task("should_promote").downstream_task_ids == {"promote_model"}
     # Runs on every new dataset once unpaused (and on demand), training on the event's dataset.
     assert [a.name for a in dag.timetable.asset_condition.objects] == ["gogoku_datasets"]
     assert dag.params.get_param("model").schema["enum"] == ["lightgbm", "atft_gat_fan", "atft_tiny"]
@@ -84,6 +93,25 @@ def test_training_graph(dagbag) -> None:
     # The trigger form submits with its defaults: an empty dataset is allowed (null).
     assert dag.params.get_param("dataset").value is None and "null" in dag.params.get_param("dataset").schema["type"]
     assert dag.params.get_param("plan_tier").value == "standard"
+
+
+def test_monthly_dataset_graph(dagbag) -> None:
+    """The monthly DAG runs the dataset DAG's tasks on a calendar-month data interval in Tokyo."""
+    dag = dagbag.dags["gogoku_dataset_monthly"]
+    assert dag.timetable.serialize()["expression"] == "0 6 1 * *"
+    assert dag.timetable.serialize()["timezone"] == "Asia/Tokyo"
+    assert dag.get_task("month_window").downstream_task_ids == {"choose_sources"}
+    assert set(dagbag.dags["gogoku_dataset"].task_ids) - {"validate_params"} == set(dag.task_ids) - {"month_window"}
+    assert [a.name for a in dag.get_task("publish_dataset").outlets] == ["gogoku_datasets"]
+
+
+def test_hpo_graph(dagbag) -> None:
+    dag = dagbag.dags["gogoku_hpo"]
+    assert dag.schedule is None
+    workers = dag.get_task("hpo_worker")
+    assert type(workers).__name__ == "MappedOperator"
+    assert workers.upstream_task_ids == {"prepare_search", "worker_commands"}
+    assert dag.get_task("best_config").upstream_task_ids == {"prepare_search", "hpo_worker"}
 
 
 @pytest.mark.parametrize("runner", ["local", "kubernetes", "gke", "isolated", "slurm"])

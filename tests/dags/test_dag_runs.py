@@ -42,6 +42,7 @@ class Run:
         if logical_date is not None:
             kwargs["logical_date"] = logical_date
         run = dag.test(**kwargs)
+        self.run_id = run.run_id
         self.state = str(run.state)
         self.states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
         # Mapped tasks: (task_id, map_index) -> state.
@@ -71,7 +72,7 @@ def test_cache_refresh_skips_non_business_days(logical_date: dt.datetime) -> Non
     run = Run("gogoku_cache_refresh", logical_date)
     assert run.state == SUCCESS
     assert run.tasks_in(SUCCESS) == {"market_window"}
-    assert run.tasks_in(SKIPPED) == {"choose_sources", *(f"refresh_{s}" for s in SOURCES)}
+    assert run.tasks_in(SKIPPED) == {"choose_sources", *(f"refresh_{s}" for s in SOURCES), "publish_market_data"}
     assert "market_window" not in run.results  # a falsy short-circuit result: nothing downstream runs
 
 
@@ -98,6 +99,8 @@ def test_cache_refresh_on_a_business_day() -> None:
     quotes = pl.read_parquet(run.results["refresh_daily_quotes"]["sources"]["daily_quotes"]["uri"])
     assert sorted(quotes["Date"].unique()) == business_days("2024-12-31", "2025-01-07")
     assert quotes["Code"].n_unique() <= 20
+    # The event that starts gogoku_daily: the market date, the refreshed window and the plan.
+    assert run.results["publish_market_data"] == {**run.results["market_window"], "plan": "standard"}
 
 
 # ---------------------------------------------------------------- gogoku_dataset
@@ -171,6 +174,11 @@ def test_dataset_end_before_start_fails_fast_naming_the_params(capfd: pytest.Cap
     assert run.tasks_in(FAILED) == {"validate_params"}
     assert run.tasks_in(SUCCESS) == set()
     assert "param 'end' (2024-01-01) is before param 'start' (2024-06-01)" in capfd.readouterr().out
+    # The failure is an alert: one JSON line in the alerts file, naming the task, run and cause.
+    alerts = [json.loads(line) for line in (Path(os.environ["AIRFLOW_HOME"]) / "gogoku-alerts.jsonl").read_text().splitlines()]
+    alert = next(a for a in alerts if a["run_id"] == run.run_id)
+    assert (alert["kind"], alert["dag_id"], alert["task_id"]) == ("task_failed", "gogoku_dataset", "validate_params")
+    assert "is before param 'start'" in alert["exception"]
 
 
 @pytest.mark.usefixtures("airflow_db")
@@ -205,6 +213,13 @@ def test_training_on_the_built_dataset(standard_dataset: Run, capfd: pytest.Capt
     assert "splits:\n  n_splits: 2" in (Path(result["model_dir"]) / "config.yaml").read_text()
     assert run.results["report"] == result["headline"]
     assert set(result["headline"]) == {"1d", "5d"}
+    model_dir = Path(result["model_dir"])
+    # refit (on by default): the production model, registered, then promoted if it beats the champion.
+    assert (model_dir / "final" / "model.json").is_file()
+    assert run.tasks_in(SUCCESS) >= {"should_register", "register_model", "should_promote", "promote_model"}
+    promotion = run.results["promote_model"]
+    assert promotion["model"] == run.results["register_model"]["model"] == model_dir.name
+    assert promotion["reason"] and promotion["champion"] in {model_dir.name, promotion["previous_champion"]}
     assert "rank_ic_mean" in capfd.readouterr().out  # the table in the report task's log
 
 

@@ -71,6 +71,12 @@ def test_cli_env_reads_connection_and_variables_at_run_time(monkeypatch: pytest.
         "JQUANTS_PLAN_TIER": "light", "GOGOKU_DATA_ROOT": "/srv/gogoku",
     }
     assert cli_env("premium")["JQUANTS_PLAN_TIER"] == "premium"
+    # The shared request budget and the HPO study's RDB reach every task from their Variables.
+    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_RATE_LIMITER", "redis://:pw@redis:6379/0")
+    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_HPO_STORAGE", "postgresql://u:pw@db/optuna")
+    env = cli_env()
+    assert env["JQUANTS_RATE_LIMITER"] == "redis://:pw@redis:6379/0"
+    assert env["GOGOKU_HPO_STORAGE"] == "postgresql://u:pw@db/optuna"
     monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_PLAN_TIER", "gold")
     with pytest.raises(AirflowFailException, match="gogoku_plan_tier='gold'"):
         cli_env()
@@ -199,3 +205,57 @@ def test_metrics_table() -> None:
         "1d        0.0312      40",
         "5d             -      38",
     ]
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_pod_runner_without_a_kube_config_fails_at_once_saying_what_to_set(monkeypatch: pytest.MonkeyPatch,
+                                                                             tmp_path: Path) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps(
+        {"conn_type": "kubernetes", "extra": {"kube_config_path": str(tmp_path / "no-such-kubeconfig")}}))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    op = GogokuOperator(task_id="validate_dataset", argv=["dataset", "validate", "latest"], runner="kubernetes")
+    with pytest.raises(AirflowFailException, match="kubernetes runner: no Kubernetes configuration .*kubernetes_default"):
+        op.execute(context={})
+
+
+def test_gke_runner_names_the_missing_cluster_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    for name in ("PROJECT", "LOCATION", "CLUSTER"):
+        monkeypatch.delenv(f"AIRFLOW_VAR_GOGOKU_GKE_{name}", raising=False)
+    op = GogokuOperator(task_id="t", argv=["dataset", "validate", "latest"], runner="gke")
+    with pytest.raises(AirflowFailException, match="gke runner: set the Variable.s. gogoku_gke_project"):
+        op.execute(context={})
+
+
+# ---------------------------------------------------------------- deadlines
+def test_market_morning_deadline_is_on_the_tokyo_clock() -> None:
+    from gogoku_airflow.deadlines import MarketMorningDeadline, market_deadline
+
+    # A run of 08:00 JST on 2025-01-08 (23:00 UTC the day before): its deadline is 08:45 JST that morning.
+    run_at = dt.datetime(2025, 1, 7, 23, 0, tzinfo=dt.UTC)
+    assert market_deadline(run_at, 8, 45) == dt.datetime(2025, 1, 7, 23, 45, tzinfo=dt.UTC)
+    # A late run (08:40 JST) keeps the same deadline: nearer, not later.
+    assert market_deadline(run_at + dt.timedelta(minutes=40), 8, 45) == market_deadline(run_at, 8, 45)
+    reference = MarketMorningDeadline(hour=8, minute=30)
+    assert MarketMorningDeadline.deserialize_reference(reference.serialize_reference()) == reference
+
+
+def test_deadline_alerts_on_the_refresh_and_the_daily_dags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsed as the scheduler parses them (GOGOKU_DEADLINE_ALERTS unset): both DAGs carry an 08:45 JST
+    deadline that fires the gogoku notifier; `dags test` environments leave them out."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.delenv("GOGOKU_DEADLINE_ALERTS", raising=False)
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"))
+    assert bag.import_errors == {}
+    for dag_id in ("gogoku_cache_refresh", "gogoku_daily"):
+        (alert,) = bag.dags[dag_id].deadline
+        assert (alert.reference.hour, alert.reference.minute) == (8, 45)
+        assert alert.callback.path.endswith("GogokuNotifier")
+        assert alert.callback.kwargs["kind"] == "deadline_missed"
+    monkeypatch.setenv("GOGOKU_DEADLINE_ALERTS", "0")
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"))
+    assert not bag.dags["gogoku_daily"].deadline

@@ -92,9 +92,10 @@ def service_account_key(token_uri: str) -> dict[str, str]:
     }
 
 
-def run_probe(runner: str, monkeypatch: pytest.MonkeyPatch, out: Path) -> dict[str, dict[str, Any]]:
+def run_probe(runner: str, monkeypatch: pytest.MonkeyPatch, out: Path, plain: bool = False) -> dict[str, dict[str, Any]]:
     """{task_id[.map index]: captured manifest} of the probe's pod tasks; the UI's rendered fields of
-    each task show the runner that ran and the pod spec it built."""
+    each task show the runner that ran and the pod spec it built. `plain`: the pod config opts in to
+    credentials in the spec (`credentials_in_env`), else they come from the default Secret."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
 
@@ -115,9 +116,9 @@ def run_probe(runner: str, monkeypatch: pytest.MonkeyPatch, out: Path) -> dict[s
         if ti.task_id in ("validate_dataset", "train"):
             rendered = RTIF.get_templated_fields(ti)
             assert rendered["runner"] == runner, rendered
-            # The secrets masker shows the connection's API key as *** in the UI.
-            assert SECRET_KEY not in rendered["pod_spec"] and "value: '***'" in rendered["pod_spec"].replace(
-                "value: ***", "value: '***'")
+            assert SECRET_KEY not in rendered["pod_spec"]
+            if plain:  # the secrets masker shows the connection's API key as *** in the UI
+                assert "value: '***'" in rendered["pod_spec"].replace("value: ***", "value: '***'")
             shown = yaml.safe_load(rendered["pod_spec"].replace("value: ***", "value: '***'"))
             assert shown["spec"]["containers"][0]["args"] == captured[ti.task_id]["pod"]["spec"]["containers"][0]["args"]
     return captured
@@ -141,7 +142,7 @@ def base_container(pod: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def assert_pods(captured: dict[str, dict[str, Any]]) -> None:
+def assert_pods(captured: dict[str, dict[str, Any]], plain: bool = False) -> None:
     gpu = captured["validate_dataset"]["pod"]
     base = base_container(gpu)
     # The XCom path rendered into the argv; the argument that rendered empty was dropped.
@@ -149,11 +150,18 @@ def assert_pods(captured: dict[str, dict[str, Any]]) -> None:
     assert base["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert gpu["spec"]["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert gpu["spec"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    env = {e["name"]: e.get("value") for e in base["env"]}
+    env = {e["name"]: e.get("value") for e in base["env"] if "value" in e}
     assert env == {
-        "JQUANTS_API_URL": "https://api.jquants.com", "JQUANTS_API_VERSION": "v2", "JQUANTS_API_KEY": SECRET_KEY,
+        "JQUANTS_API_URL": "https://api.jquants.com", "JQUANTS_API_VERSION": "v2",
         "JQUANTS_PLAN_TIER": "premium", "GOGOKU_DATA_ROOT": "gs://gogoku-test", "GOGOKU_LOCAL_CACHE": "/var/cache/gogoku",
+        **({"JQUANTS_API_KEY": SECRET_KEY} if plain else {}),
     }
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in base["env"] if "valueFrom" in e}
+    if plain:
+        assert refs == {}
+    else:  # by default every secret setting comes from the Secret `jquants`, never a value in the spec
+        assert refs["JQUANTS_API_KEY"] == {"name": "jquants", "key": "api-key", "optional": True}
+        assert SECRET_KEY not in json.dumps(gpu)
 
     cpu = captured["train"]["pod"]
     base = base_container(cpu)
@@ -166,9 +174,13 @@ def assert_pods(captured: dict[str, dict[str, Any]]) -> None:
 
 
 @pytest.mark.usefixtures("airflow_db")
-def test_kubernetes_pod_spec(monkeypatch: pytest.MonkeyPatch, pod_env: Path) -> None:
-    captured = run_probe("kubernetes", monkeypatch, pod_env)
-    assert_pods(captured)
+def test_kubernetes_pod_spec(monkeypatch: pytest.MonkeyPatch, pod_env: Path, tmp_path: Path) -> None:
+    # The explicit opt-in to plain-text credentials (the default is the Secret: test_gke_pod_spec).
+    config = yaml.safe_load((ROOT / "configs" / "pod" / "default.yaml").read_text())
+    (tmp_path / "plain.yaml").write_text(yaml.safe_dump({**config, "credentials_secret": None, "credentials_in_env": True}))
+    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_POD_CONFIG", str(tmp_path / "plain.yaml"))
+    captured = run_probe("kubernetes", monkeypatch, pod_env, plain=True)
+    assert_pods(captured, plain=True)
     # The mapped fold task: one pod per argv of the upstream list, with the XCom profile.
     assert sorted(captured) == ["train", "train_fold.0", "train_fold.1", "validate_dataset"]
     for k in (0, 1):
@@ -204,6 +216,24 @@ def test_credentials_secret_keeps_the_key_out_of_the_pod_spec() -> None:
     ref = by_name["JQUANTS_API_KEY"].value_from.secret_key_ref
     assert (ref.name, ref.key) == ("jquants-credentials", "api-key")
     assert SECRET_KEY not in repr(env)
+
+
+def test_plain_text_credentials_only_by_opt_in(caplog: pytest.LogCaptureFixture) -> None:
+    """No Secret named: a pod that would carry a credential fails, saying what to set, unless the pod
+    config opts in (then every pod logs a warning); the simulator's pods carry none and need neither."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from gogoku_airflow.podspec import credentials_source
+
+    mapped = {"JQUANTS_API_KEY": SECRET_KEY, "JQUANTS_PLAN_TIER": "standard"}
+    assert credentials_source({"credentials_secret": "jquants"}, mapped) == "jquants"
+    with pytest.raises(AirflowFailException, match="credentials_secret is null, so JQUANTS_API_KEY would be written"
+                                                   ".*kubectl create secret generic jquants.*credentials_in_env: true"):
+        credentials_source({"credentials_secret": None}, mapped)
+    with caplog.at_level("WARNING"):
+        assert credentials_source({"credentials_secret": None, "credentials_in_env": True}, mapped) is None
+    assert "plain text" in caplog.text and SECRET_KEY not in caplog.text
+    assert credentials_source({"credentials_secret": None}, {"JQUANTS_API_URL": "http://127.0.0.1:9"}) is None
 
 
 def test_pod_config_from_the_variable_is_checked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -247,7 +277,7 @@ STORAGE_CHOICES = {
 def test_every_pod_spec_of_every_task_validates(
     runner: str, storage: str, monkeypatch: pytest.MonkeyPatch, pod_env: Path, tmp_path: Path
 ) -> None:
-    """Every gogoku task of the three DAGs, on both profiles, as the runner builds its pod, against the
+    """Every gogoku task of every DAG, on both profiles, as the runner builds its pod, against the
     Kubernetes API schema: what a cluster would accept (strict: no unknown fields)."""
     from airflow.dag_processing.dagbag import DagBag
     from kubernetes.client import ApiClient
@@ -255,12 +285,15 @@ def test_every_pod_spec_of_every_task_validates(
     from gogoku_airflow.runners import GogokuOperator
 
     monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_POD_CONFIG", str(pod_config(tmp_path, STORAGE_CHOICES[storage], "jq-creds")))
+    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_RATE_LIMITER", "redis://:redis-pw-9@redis:6379/0")
     for name, value in {"project": "gogoku-test", "location": "asia-northeast1", "cluster": "gogoku-gpu"}.items():
         monkeypatch.setenv(f"AIRFLOW_VAR_GOGOKU_GKE_{name.upper()}", value)
     bag = DagBag(dag_folder=str(DAGS))
     tasks = [t for dag in bag.dags.values() for t in dag.tasks if getattr(t, "operator_class", type(t)) is GogokuOperator]
-    # refresh_* and fetch_* per source, futures_features, build_dataset, validate_dataset, train, train_fold
-    assert len(tasks) == 2 * 13 + 5
+    # refresh_* per source; fetch_* per source, futures_features, build_dataset and validate_dataset in both
+    # dataset DAGs; train_fold, train, register_model, promote_model; hpo_worker, best_config; daily_features,
+    # predict, validate_predictions, monitor.
+    assert len(tasks) == 13 + 2 * (13 + 3) + 4 + 2 + 4
     checked = 0
     for task in tasks:
         argv = getattr(task, "argv", None)
@@ -277,6 +310,10 @@ def test_every_pod_spec_of_every_task_validates(
             env = {e["name"]: e for e in base["env"]}
             # The API key comes from the Secret, never as a value in the spec.
             assert "value" not in env["JQUANTS_API_KEY"] and SECRET_KEY not in json.dumps(pod)
+            # So does the shared rate limiter's URL (it may carry the Redis password).
+            assert env["JQUANTS_RATE_LIMITER"]["valueFrom"]["secretKeyRef"] == {
+                "name": "jq-creds", "key": "rate-limiter", "optional": True}
+            assert "redis-pw-9" not in json.dumps(pod)
             mounts = {m["mountPath"]: m for m in base["volumeMounts"]}
             if storage == "pvc":
                 assert env["GOGOKU_DATA_ROOT"]["value"] == "/mnt/gogoku"
@@ -310,6 +347,8 @@ def test_a_schema_violation_is_caught() -> None:
      ({"storage": {"kind": "pvc", "pvc": {"mount_path": "/mnt/x"}}}, "storage.kind pvc needs storage.pvc.claim_name"),
      ({"storage": {"kind": "pvc", "pvc": {"claim_name": "c", "mount_path": "rel"}}}, "must be an absolute path"),
      ({"storage": {"kind": "object_store", "gcp_credentials_secret": "key.json"}}, "gcp_credentials_secret must be"),
+     ({"credentials_in_env": "yes"}, "credentials_in_env must be true or false"),
+     ({"credentials_secret": ""}, "credentials_secret must be the name of a Kubernetes Secret or null"),
      ({"env": ["A=1"]}, "env must be a mapping")],
 )
 def test_bad_storage_settings_fail_naming_the_key(change: dict, message: str, monkeypatch: pytest.MonkeyPatch,

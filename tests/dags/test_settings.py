@@ -45,7 +45,8 @@ def test_project_settings_apply_idempotently(monkeypatch: pytest.MonkeyPatch, ca
     first = stored()
     assert first["connection"] == ("http", "simulator", None, {"api_version": "v2"})
     assert first["pool"] == 4
-    assert first["variables"] == {"gogoku_runner": "local", "gogoku_plan_tier": "standard", "gogoku_data_root": "data"}
+    assert first["variables"] == {"gogoku_runner": "local", "gogoku_plan_tier": "standard", "gogoku_data_root": "data",
+                                  "gogoku_rate_limiter": ""}
     assert script.main(["--set", "gogoku_data_root=/srv/gogoku"]) == 0
     second = stored()
     assert second["connections"] == first["connections"]

@@ -5,7 +5,6 @@ stored is lost or corrupted. Each row of the README's "When something is wrong" 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import socket
@@ -14,18 +13,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import polars as pl
 import pytest
+from synthetic import synthetic, write_synthetic_dataset
 
 from gogoku.cli import main
-from gogoku.dataset.manifest import make_manifest, write_dataset
+from gogoku.dataset.manifest import write_dataset
 
 pytestmark = pytest.mark.integration
 
 GOGOKU = [sys.executable, "-m", "gogoku.cli"]
-DAYS = [dt.date(2024, 1, 4) + dt.timedelta(days=i) for i in range(400) if (dt.date(2024, 1, 4) + dt.timedelta(days=i)).weekday() < 5]
-CODES = [f"{1300 + i}0" for i in range(30)]
 TRAIN = ["splits.n_splits=2", "splits.min_train=120", "splits.min_test=40", "horizons=[1,5]",
          "model.num_boost_round=10", "model.params.num_threads=1"]
 
@@ -57,26 +53,8 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "root"
 
 
-def synthetic(kind: str = "good", seed: int = 3) -> tuple[pl.DataFrame, dict]:
-    rng = np.random.default_rng(seed)
-    n = len(DAYS) * len(CODES)
-    signal = rng.standard_normal(n)
-    df = pl.DataFrame({
-        "Code": np.repeat(CODES, len(DAYS)), "Date": DAYS * len(CODES),
-        "signal": signal.astype(np.float32), "noise": rng.standard_normal(n).astype(np.float32),
-        "target_1d": 0.02 * signal + 0.05 * rng.standard_normal(n), "target_5d": 0.05 * signal + 0.1 * rng.standard_normal(n),
-    }).sort("Code", "Date")
-    if kind == "null_features":
-        df = df.with_columns(pl.lit(None, dtype=pl.Float32).alias("signal"), pl.lit(None, dtype=pl.Float32).alias("noise"))
-    elif kind == "constant_target":
-        df = df.with_columns(pl.lit(0.01).alias("target_5d"))
-    manifest = make_manifest(df, groups={"price": ["signal", "noise"]}, targets=["target_1d", "target_5d"],
-                             start=DAYS[0], end=DAYS[-1], plan="standard", build={"synthetic": True})
-    return df, manifest
-
-
 def write(root: Path, kind: str = "good") -> Path:
-    return write_dataset(*synthetic(kind), root / "datasets")[0]
+    return write_synthetic_dataset(root, kind)
 
 
 # ---------------------------------------------------------------- arguments

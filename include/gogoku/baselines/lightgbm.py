@@ -168,3 +168,61 @@ def _save_boosters(boosters: Mapping[int, lgb.Booster], names: Sequence[str], mo
         ranked = sorted(zip(names, gain.tolist(), strict=True), key=lambda kv: -kv[1])
         importance[f"{h}d"] = {name: value for name, value in ranked}
     write_json_atomic(importance, model_dir / "feature_importance.json")
+
+
+# ---------------------------------------------------------------- the production model
+def fit_final(
+    df: pl.DataFrame,
+    feature_cols: Sequence[str],
+    horizons: Sequence[int],
+    rounds: Mapping[int, int],
+    params: Mapping[str, Any] | None = None,
+    *,
+    target_transform: TargetTransform = "cs_rank",
+    feature_transform: FeatureTransform = "raw",
+    folder: Path,
+) -> dict[str, Any]:
+    """One regressor per horizon on every labelled row (no hold-out: the walk-forward folds already
+    judged the recipe), with the number of boosting rounds the folds' early stopping chose
+    (`rounds[h]`, e.g. their median). Saves `lightgbm_{h}d.txt` into `folder`; returns what it used."""
+    feature_cols = list(feature_cols)
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    inputs = feature_cols
+    if feature_transform == "cs_z":
+        df = cs_zscore(df, feature_cols).collect()
+        inputs = [f"{c}_cs_z" for c in feature_cols]
+    x = _matrix(df, inputs)
+    trained = {}
+    for h in horizons:
+        target = f"target_{h}d"
+        y = _label(df, target, target_transform).to_numpy()
+        keep = np.isfinite(y)
+        if keep.sum() < 2:
+            raise InputError(f"refit: {target} has fewer than two labelled rows")
+        train_set = lgb.Dataset(x[keep], y[keep], feature_name=list(inputs), free_raw_data=True)
+        booster = lgb.train(params, train_set, num_boost_round=max(int(rounds[h]), 1))
+        atomic_write(folder / f"lightgbm_{h}d.txt", lambda tmp, b=booster: b.save_model(str(tmp)))
+        trained[f"{h}d"] = {"rows": int(keep.sum()), "rounds": max(int(rounds[h]), 1)}
+        log.info("refit h=%dd: %d labelled rows, %d rounds", h, int(keep.sum()), max(int(rounds[h]), 1))
+    return {"feature_transform": feature_transform, "target_transform": target_transform, "horizons": trained}
+
+
+class FinalModel:
+    """A refit LightGBM model loaded for scoring: `score(frame)` gives `score_{h}d` for every row."""
+
+    def __init__(self, folder: Path, features: Sequence[str], horizons: Sequence[int], feature_transform: str) -> None:
+        self.features = list(features)
+        self.horizons = [int(h) for h in horizons]
+        self.feature_transform = feature_transform
+        self.boosters = {h: lgb.Booster(model_file=str(folder / f"lightgbm_{h}d.txt")) for h in self.horizons}
+
+    def score(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Code, Date and score_{h}d for every row of `frame` (a whole cross-section per date: the
+        cs_z transform uses same-date statistics)."""
+        inputs = self.features
+        if self.feature_transform == "cs_z":
+            frame = cs_zscore(frame, self.features).collect()
+            inputs = [f"{c}_cs_z" for c in self.features]
+        x = _matrix(frame, inputs)
+        out = frame.select("Code", "Date")
+        return out.with_columns(pl.Series(f"score_{h}d", b.predict(x), dtype=pl.Float64) for h, b in self.boosters.items())

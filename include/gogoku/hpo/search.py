@@ -6,7 +6,12 @@
 - Each epoch reports its validation score, so the median pruner stops weak trials early.
 - The study lives in an RDB: SQLite under `<data root>/hpo/` by default, or any SQLAlchemy URL
   (`postgresql://...` in a deployment). Workers that share the storage and study name run trials
-  in parallel, and a study resumes where it stopped.
+  in parallel, and a study resumes where it stopped. On an RDB each running trial sends a
+  heartbeat; a trial whose worker died (a killed pod) is marked failed after the grace period and
+  retried by the next worker.
+- The best trial is registered as a model config: `<data root>/hpo/<study>/model.yaml`, the model
+  section of the config with the best values, which `gogoku train --model-config <URI>` trains with
+  (and `best.json`, the summary with the Hydra overrides).
 """
 
 from __future__ import annotations
@@ -96,8 +101,8 @@ def run_search(
     study_name = study_name or str(search.get("study", "atft_search"))
     n_trials = int(n_trials if n_trials is not None else search.get("n_trials", 20))
     timeout_s = timeout_s if timeout_s is not None else search.get("timeout_s")
-    if n_trials < 1:
-        raise InputError(f"--n-trials {n_trials}: expected at least 1")
+    if n_trials < 0:
+        raise InputError(f"--n-trials {n_trials}: expected 0 (only summarize the study) or more")
     base = prepare(dataset, model, overrides, settings)
     if base.trainer != "atft":
         raise InputError(f"--model {model}: hpo searches the ATFT-GAT-FAN models (atft_gat_fan, atft_tiny)")
@@ -141,6 +146,11 @@ def run_search(
         return value
 
     sampler_cfg, pruner_cfg = search.get("sampler", {}), search.get("pruner", {})
+    if sqlite_rel is None:
+        # Heartbeats let another worker retry the trial of a worker that died mid-trial.
+        storage = optuna.storages.RDBStorage(
+            storage, heartbeat_interval=int(search.get("heartbeat_s", 30)), grace_period=int(search.get("grace_s", 120)),
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=int(search.get("max_retry", 2))))
     study = optuna.create_study(
         study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=sampler_cfg.get("seed"),
@@ -149,13 +159,16 @@ def run_search(
                                            n_warmup_steps=int(pruner_cfg.get("n_warmup_steps", 2))),
     )
     before = len(study.trials)
+    storage_url = storage if isinstance(storage, str) else storage.url
     log.info("study %s (%s): %d trial(s) so far; running %d more on %s, %d fold(s)", study_name,
-             _redact(storage), before, n_trials, base.uri, len(folds))
-    study.optimize(objective, n_trials=n_trials, timeout=timeout_s, gc_after_trial=True, callbacks=[publish_study])
+             _redact(storage_url), before, n_trials, base.uri, len(folds))
+    if n_trials:
+        study.optimize(objective, n_trials=n_trials, timeout=timeout_s, gc_after_trial=True,
+                       callbacks=[publish_study])
     states = [t.state for t in study.trials]
     summary: dict[str, Any] = {
         "study": study_name,
-        "storage": _redact(storage),
+        "storage": _redact(storage_url),
         "dataset": base.uri,
         "model": model,
         "folds": [f.index for f in folds],
@@ -172,6 +185,11 @@ def run_search(
                        best_overrides=best.user_attrs.get("overrides", []))
         rel = f"{HPO}/{study_name}/best.json"
         summary["best_file"] = settings.store.uri(rel)
+        best_cfg = compose_config(model, [*overrides, *summary["best_overrides"]])
+        summary["model_config"] = settings.store.write_text(
+            f"{HPO}/{study_name}/model.yaml",
+            f"# The best trial ({best.number}, validation score {best.value:.4f}) of study {study_name}: "
+            f"gogoku train --model-config <this file>\n" + OmegaConf.to_yaml(best_cfg.model, resolve=True))
         settings.store.write_json(rel, json.loads(json.dumps(summary, default=str)))
         log.info("best trial %d: validation score %.4f; train with: gogoku train --model %s %s", best.number,
                  best.value, model, " ".join(summary["best_overrides"]))

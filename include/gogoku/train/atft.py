@@ -14,6 +14,7 @@ skips finished folds. A CUDA out-of-memory error halves the days per batch and r
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -117,6 +118,38 @@ def daily_rank_ic(pred: torch.Tensor, target: torch.Tensor, day: torch.Tensor) -
     days, d = torch.unique(day[keep], return_inverse=True)
     p, y = pred[keep].double(), target[keep].double()
     return day_pearson(hard_rank(p, d), hard_rank(y, d), d, days.numel()).tolist()
+
+
+@torch.no_grad()
+def predict_days(model: ATFTGATFAN, panel: Panel, states: Sequence[Mapping[str, Any]], days: Sequence[int], seq_len: int,
+                 device: torch.device, autocast: Callable[[], Any]) -> tuple[Batch, dict[int, np.ndarray]]:
+    """Mean median prediction of the snapshot `states` over all names of `days` (one day per pass);
+    `model` is used as scratch (its weights are replaced)."""
+    batches = [panel.batch([d], seq_len, with_graph=True) for d in days]
+    batches = [b for b in batches if b.size]
+    model.eval()
+    total = {h: np.zeros(sum(b.size for b in batches)) for h in panel.horizons}
+    for snap in states:
+        model.load_state_dict(snap["state"])
+        model.set_components(**snap["components"])
+        parts: dict[int, list[np.ndarray]] = {h: [] for h in panel.horizons}
+        for batch in batches:
+            b = batch.to(device)
+            with autocast():
+                out = model(b.x, b.edge_index, b.edge_attr)
+            for h in parts:
+                parts[h].append(out["point"][h].float().cpu().numpy())
+        for h in parts:
+            total[h] += np.concatenate(parts[h]) / len(states) if parts[h] else 0.0
+    merged = Batch(
+        x=torch.zeros(0), targets={h: torch.cat([b.targets[h] for b in batches]) if batches else torch.zeros(0)
+                                   for h in panel.horizons},
+        day=torch.cat([torch.full((b.size,), k) for k, b in enumerate(batches)]) if batches else torch.zeros(0, dtype=torch.long),
+        edge_index=torch.zeros((2, 0), dtype=torch.long), edge_attr=torch.zeros((0, 3)),
+        day_index=np.concatenate([b.day_index for b in batches]) if batches else np.zeros(0, dtype=np.int64),
+        stock_index=np.concatenate([b.stock_index for b in batches]) if batches else np.zeros(0, dtype=np.int64),
+    )
+    return merged, total
 
 
 class FoldTrainer:
@@ -227,35 +260,10 @@ class FoldTrainer:
         self.samples_per_s.append(stats["samples_per_s"])
         return stats
 
-    @torch.no_grad()
     def predict(self, states: Sequence[Mapping[str, Any]], days: Sequence[int]) -> tuple[Batch, dict[int, np.ndarray]]:
         """Mean median prediction of the snapshot states over all names of `days` (one day per pass)."""
-        batches = [self.panel.batch([d], self.settings.seq_len, with_graph=True) for d in days]
-        batches = [b for b in batches if b.size]
-        model = copy.deepcopy(self.model)
-        model.eval()
-        total = {h: np.zeros(sum(b.size for b in batches)) for h in self.panel.horizons}
-        for snap in states:
-            model.load_state_dict(snap["state"])
-            model.set_components(**snap["components"])
-            parts: dict[int, list[np.ndarray]] = {h: [] for h in self.panel.horizons}
-            for batch in batches:
-                b = batch.to(self.device)
-                with self._autocast():
-                    out = model(b.x, b.edge_index, b.edge_attr)
-                for h in parts:
-                    parts[h].append(out["point"][h].float().cpu().numpy())
-            for h in parts:
-                total[h] += np.concatenate(parts[h]) / len(states) if parts[h] else 0.0
-        merged = Batch(
-            x=torch.zeros(0), targets={h: torch.cat([b.targets[h] for b in batches]) if batches else torch.zeros(0)
-                                       for h in self.panel.horizons},
-            day=torch.cat([torch.full((b.size,), k) for k, b in enumerate(batches)]) if batches else torch.zeros(0, dtype=torch.long),
-            edge_index=torch.zeros((2, 0), dtype=torch.long), edge_attr=torch.zeros((0, 3)),
-            day_index=np.concatenate([b.day_index for b in batches]) if batches else np.zeros(0, dtype=np.int64),
-            stock_index=np.concatenate([b.stock_index for b in batches]) if batches else np.zeros(0, dtype=np.int64),
-        )
-        return merged, total
+        return predict_days(copy.deepcopy(self.model), self.panel, states, days, self.settings.seq_len, self.device,
+                            self._autocast)
 
     def validate(self) -> dict[str, float]:
         phase = self._phase()
@@ -571,3 +579,97 @@ def train_atft(
         **speed,
     }
     return predictions, metrics
+
+
+# ---------------------------------------------------------------- the production model
+FINAL_FOLD = 999  # the refit's fold index: its own seed stream ("fold 999" in the logs), never a real fold
+
+
+def fit_final(
+    df: pl.DataFrame,
+    feature_cols: Sequence[str],
+    model_cfg: Mapping[str, Any],
+    horizons: Sequence[int] = (1, 5, 10, 20),
+    *,
+    seed: int = 42,
+    valid_fraction: float = 0.15,
+    valid_embargo: int = 20,
+    folder: Path,
+    on_epoch_end: EpochHook | None = None,
+) -> dict[str, Any]:
+    """Train on every labelled date (the validation slice at their end chooses the snapshots, as in
+    each fold) and save `snapshots.pt` (weights, architecture, features, normalizer, graph settings)
+    into `folder`; a checkpoint after every epoch lets an interrupted refit resume."""
+    feature_cols, horizons = list(feature_cols), [int(h) for h in horizons]
+    setup = _setup(df, feature_cols, model_cfg, horizons, seed)
+    labelled = (setup.df.filter(pl.any_horizontal(pl.col(f"target_{h}d").is_not_null() for h in horizons))
+                ["Date"].unique().sort().to_list())
+    fit_dates, valid_dates = validation_split(labelled, valid_fraction, valid_embargo)
+    normalizer = FoldNormalizer.fit(setup.df, feature_cols, fit_dates, **setup.norm_cfg)
+    setup.panel.set_features(normalizer.transform(setup.df))
+    fingerprint = _fingerprint(setup.cfg, feature_cols, horizons, seed, fit_dates, valid_dates, "final")
+    trainer = FoldTrainer(
+        setup.panel, FINAL_FOLD, setup.panel.day_indices(fit_dates), setup.panel.day_indices(valid_dates), setup.arch,
+        setup.loss_cfg, setup.settings, ckpt_dir=folder / "checkpoint", on_epoch_end=on_epoch_end,
+        fingerprint=fingerprint,
+    )
+    trainer.load_checkpoint()
+    snapshots = trainer.run()
+    graph_cfg = dict(setup.cfg.get("graph", {}))
+    atomic_write(folder / "snapshots.pt", lambda tmp: torch.save({
+        "snapshots": snapshots, "architecture": setup.arch.__dict__, "features": feature_cols, "horizons": horizons,
+        "normalizer": normalizer.__dict__, "seq_len": setup.settings.seq_len, "graph": graph_cfg,
+        "precision": setup.settings.precision, "device": setup.settings.device,
+    }, tmp))
+    return {"fit_start": fit_dates[0].isoformat(), "fit_end": fit_dates[-1].isoformat(),
+            "valid_start": valid_dates[0].isoformat(), "valid_end": valid_dates[-1].isoformat(),
+            "epochs_run": trainer.epoch, "snapshot_epochs": [int(s["epoch"]) for s in snapshots]}
+
+
+class FinalModel:
+    """A refit ATFT-GAT-FAN loaded for scoring one day from a frame holding its history window."""
+
+    def __init__(self, folder: Path) -> None:
+        saved = torch.load(folder / "snapshots.pt", map_location="cpu", weights_only=False)
+        arch = dict(saved["architecture"])
+        self.arch = ATFTConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()})
+        self.features: list[str] = list(saved["features"])
+        self.horizons: list[int] = [int(h) for h in saved["horizons"]]
+        self.normalizer = FoldNormalizer(**saved["normalizer"])
+        self.snapshots = saved["snapshots"]
+        self.seq_len = int(saved["seq_len"])
+        graph = dict(saved["graph"])
+        self.return_col = str(graph.pop("return_col", "returns_1d"))
+        self.graph = GraphParams(**graph)
+        self.device = resolve_device(str(saved.get("device", "auto")))
+        self.bf16 = self.device.type == "cuda" and saved.get("precision") == "bf16"
+
+    @property
+    def history_sessions(self) -> int:
+        """Sessions of rows before the scored day that a score uses (features window, graph window)."""
+        return max(self.seq_len, self.graph.lookback) - 1
+
+    def score(self, frame: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+        """Code, Date and score_{h}d for the names present on `day`; `frame` holds their rows of the
+        sessions before it too (at least `history_sessions`), with the features, the return column
+        and MarketCode / Sector33Code when known."""
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Float32).alias(f"target_{h}d") for h in self.horizons
+                                   if f"target_{h}d" not in frame.columns).sort("Code", "Date")
+        panel = Panel(frame, self.features, self.horizons)
+        panel.set_features(self.normalizer.transform(frame))
+        (d,) = panel.day_indices([day]) or [None]
+        if d is None:
+            raise InputError(f"score: no rows on {day}")
+        codes = pl.DataFrame({"Code": panel.codes})
+        ident = {c: (codes.join(frame.group_by("Code").agg(pl.col(c).drop_nulls().last()), on="Code", how="left")[c]
+                     .cast(pl.Utf8).fill_null("").to_numpy()) if c in frame.columns else None
+                 for c in ("MarketCode", "Sector33Code")}
+        returns = return_panel(frame, panel.dates, panel.codes, self.return_col)
+        panel.graphs = daily_graphs(returns, [d], self.graph, ident["MarketCode"], ident["Sector33Code"])
+        model = ATFTGATFAN(self.arch).to(self.device)
+        autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if self.bf16 else (
+            lambda: torch.autocast("cpu", enabled=False))
+        batch, preds = predict_days(model, panel, self.snapshots, [d], self.seq_len, self.device, autocast)
+        out = pl.DataFrame({"Code": [panel.codes[i] for i in batch.stock_index],
+                            "Date": [panel.dates[i] for i in batch.day_index]}).with_columns(pl.col("Date").cast(pl.Date))
+        return out.with_columns(pl.Series(f"score_{h}d", preds[h], dtype=pl.Float64) for h in self.horizons)

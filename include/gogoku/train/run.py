@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
@@ -47,16 +50,27 @@ def config_dir() -> Path:
     raise InputError(f"no Hydra configs ({PRIMARY_CONFIG}.yaml) in {where}; set GOGOKU_CONFIG_DIR")
 
 
-def compose_config(model: str, overrides: Sequence[str] = ()) -> DictConfig:
+def compose_config(model: str, overrides: Sequence[str] = (), model_config: Path | None = None) -> DictConfig:
+    """The run's config: configs/train/config.yaml with configs/model/<model>.yaml, or with the model
+    config file `model_config` (e.g. an HPO study's best, `hpo/<study>/model.yaml`), then `overrides`."""
     root = config_dir()
-    if not (root / "model" / f"{model}.yaml").is_file():
-        known = sorted(p.stem for p in (root / "model").glob("*.yaml"))
-        raise InputError(f"model {model!r}: no config {root / 'model' / model}.yaml (known: {', '.join(known)})")
-    try:
-        with initialize_config_dir(config_dir=str(root), version_base=None):
-            return compose(config_name=PRIMARY_CONFIG, overrides=[f"model={model}", *overrides])
-    except HydraException as exc:
-        raise InputError(f"config overrides {list(overrides)}: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="gogoku-model-config-") as extra:
+        search: list[str] = []
+        if model_config is not None:
+            if not Path(model_config).is_file():
+                raise InputError(f"--model-config {model_config}: no such file")
+            (Path(extra) / "model").mkdir()
+            model = "model_config"
+            shutil.copyfile(model_config, Path(extra) / "model" / f"{model}.yaml")
+            search = [f"hydra.searchpath=[file://{extra}]"]
+        elif not (root / "model" / f"{model}.yaml").is_file():
+            known = sorted(p.stem for p in (root / "model").glob("*.yaml"))
+            raise InputError(f"model {model!r}: no config {root / 'model' / model}.yaml (known: {', '.join(known)})")
+        try:
+            with initialize_config_dir(config_dir=str(root), version_base=None):
+                return compose(config_name=PRIMARY_CONFIG, overrides=[*search, f"model={model}", *overrides])
+        except HydraException as exc:
+            raise InputError(f"config overrides {list(overrides)}: {exc}") from None
 
 
 def select_features(manifest: dict[str, Any], cfg: DictConfig) -> list[str]:
@@ -114,12 +128,12 @@ class Prepared:
 
 
 def prepare(dataset: str | Path | None, model: str, overrides: Sequence[str] = (),
-            settings: Settings | None = None) -> Prepared:
+            settings: Settings | None = None, model_config: str | None = None) -> Prepared:
     """Resolve (a URI, a path, or None/`latest`: the newest dataset of the plan tier), fetch and
     validate the dataset, compose the config and split the dates into folds."""
     settings = settings or Settings.from_env()
     path, uri = localize_dataset(settings.store, None if dataset is None else str(dataset), settings.plan_tier)
-    cfg = compose_config(model, overrides)
+    cfg = compose_config(model, overrides, settings.store.localize(model_config) if model_config else None)
     summary = validate_dataset(path, float(cfg.validation.get("max_null_feature_share", MAX_NULL_FEATURE_SHARE)))
     manifest = read_manifest(path)
     trainer = str(cfg.model.get("trainer", cfg.model.name))
@@ -142,6 +156,47 @@ def prepare(dataset: str | Path | None, model: str, overrides: Sequence[str] = (
     return Prepared(path, uri, summary, cfg, trainer, horizons, features, df, folds)
 
 
+FINAL = "final"  # the production model's folder inside a run (refit=true)
+
+
+def _refit(run: Prepared, metrics: dict[str, Any], folder: Path, on_epoch: Callable[[], None]) -> dict[str, Any]:
+    """Fit the production model on every labelled row of the dataset and describe it in
+    `final/model.json`: what a prediction needs (kind, features, horizons) and how it was judged."""
+    cfg, horizons = run.cfg, run.horizons
+    folder.mkdir(parents=True, exist_ok=True)
+    log.info("refit: the production model on every labelled date of %s", run.uri)
+    if run.trainer == "atft":
+        from gogoku.train.atft import fit_final
+
+        info = fit_final(run.df, run.features, OmegaConf.to_container(cfg.model, resolve=True), horizons,
+                         seed=int(cfg.seed), valid_fraction=float(cfg.validation.fraction),
+                         valid_embargo=int(cfg.validation.embargo), folder=folder,
+                         on_epoch_end=lambda fold, epoch, entry: on_epoch())
+    else:
+        from gogoku.baselines.lightgbm import fit_final
+
+        # As many rounds as the walk-forward early stopping chose (the median over the folds).
+        rounds = {h: int(np.median([f["best_iteration"] for f in metrics["horizons"][f"{h}d"]["folds"]]))
+                  for h in horizons}
+        info = fit_final(run.df, run.features, horizons, rounds, OmegaConf.to_container(cfg.model.params, resolve=True),
+                         target_transform=cfg.model.target_transform, feature_transform=cfg.model.feature_transform,
+                         folder=folder)
+    labelled = run.df.filter(pl.any_horizontal(pl.col(f"target_{h}d").is_not_null() for h in horizons))["Date"]
+    manifest = read_manifest(run.path)
+    description = {
+        "kind": run.trainer, "model": str(cfg.model.name), "features": run.features, "horizons": horizons,
+        "dataset": run.uri, "plan": manifest.get("plan"), "trained_from": str(labelled.min()),
+        "trained_through": str(labelled.max()), "data_end": str(run.df["Date"].max()),
+        "refit": info, "code_version": gogoku.code_version(),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "walk_forward": {h: {k: m.get(k) for k in ("rank_ic_mean", "rank_ic_mean_ci", "ls_sharpe_net")}
+                         for h, m in metrics["horizons"].items()},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_json_atomic(description, folder / "model.json")
+    return {k: description[k] for k in ("kind", "trained_from", "trained_through", "refit")}
+
+
 def train(
     dataset: str | Path | None,
     model: str = "lightgbm",
@@ -150,6 +205,7 @@ def train(
     only_folds: Sequence[int] | None = None,
     run_name: str | None = None,
     settings: Settings | None = None,
+    model_config: str | None = None,
 ) -> dict[str, Any]:
     """Train `model` on `dataset` (a URI or path, or None/`latest`: the newest dataset of the plan).
 
@@ -167,7 +223,8 @@ def train(
         raise InputError("--fold needs --out (or --run-name): the model folder that a run without --fold assembles")
     settings = settings or Settings.from_env()
     store = settings.store
-    run = prepare(dataset, model, overrides, settings)
+    run = prepare(dataset, model, overrides, settings, model_config)
+    model = str(run.cfg.model.name)
     path, summary, cfg, trainer, horizons, features, df, folds = (
         run.path, run.summary, run.cfg, run.trainer, run.horizons, run.features, run.df, run.folds)
     if only_folds is not None:
@@ -220,6 +277,8 @@ def train(
             return {"model": model, "model_dir": where, "dataset": run.uri, **metrics}
     else:
         predictions, metrics = _train_lightgbm(df, features, horizons, folds, cfg, out)
+    if cfg.get("refit"):
+        metrics["refit"] = _refit(run, metrics, out / FINAL, lambda: publish(f"{FINAL}/checkpoint"))
     metrics = {"dataset": run.uri, "dataset_rows": summary["rows"], **metrics, "features": features}
     write_parquet_atomic(predictions, out / "predictions.parquet")
     write_json_atomic(metrics, out / "metrics.json")  # the run's completion marker: written and published last
