@@ -30,12 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gogoku.contracts import LOOKBACK_DAYS
+
 PRESETS = {
     "small": {"stocks": 300, "start": "2024-07-01", "end": "2025-06-30"},
     "full": {"stocks": 4000, "start": "2020-07-01", "end": "2025-06-30"},
     "ten_years": {"stocks": 4000, "start": "2016-07-01", "end": "2026-06-30"},
 }
-LOOKBACK_DAYS = 420
 STANDARD_SOURCES = ("trading_calendar,listed_info,daily_quotes,topix,statements,announcement,trades_spec,"
                     "weekly_margin_interest,daily_margin_interest,short_selling,short_selling_positions,index_option")
 # Peak of the one-shot build per stock-day of its range (measured: 9.98 GiB for 4,000 x 5 years).

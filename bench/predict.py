@@ -31,7 +31,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dataset import STANDARD_SOURCES, gogoku  # noqa: E402  (the bench folder's shared child-process runner)
 
-LOOKBACK_DAYS = 420
+from gogoku.contracts import LOOKBACK_DAYS  # noqa: E402
+
 TRAIN = ["splits.n_splits=2", "splits.min_train=40", "splits.min_test=20", "splits.embargo=20",
          "model.num_boost_round=50", "refit=true"]
 TARGET_S, TARGET_GIB = 60.0, 4.0

@@ -1,6 +1,6 @@
 """The JPX (TSE) trading calendar, offline, from exchange_calendars' XTKS, and the as-of rule.
 
-DESIGN contract 6: information published before the close of T's session (15:30 JST from
+The as-of rule (docs/data.md): information published before the close of T's session (15:30 JST from
 2024-11-05, 15:00 before) is usable at T; anything published at or after the close is first usable
 at the next business day.
 

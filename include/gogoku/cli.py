@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from gogoku.config import PLAN_TIERS, Settings
+from gogoku.contracts import LOOKBACK_DAYS
 from gogoku.errors import GogokuError, InputError
 from gogoku.io import emit_result
 
 log = logging.getLogger("gogoku")
 
 # Calendar days of history fetched before a dataset's start so that 60/120/200-day windows are warm.
-LOOKBACK_DAYS = 420
 DATASET_SOURCES = ("trading_calendar", "listed_info", "daily_quotes", "topix", "statements")
 
 

@@ -1,4 +1,4 @@
-"""Settings read from the environment (DESIGN contract 3).
+"""Settings read from the environment (the README's "The CLI's environment" lists them).
 
 With nothing configured the CLI talks to the built-in simulator, started in-process.
 """
@@ -14,11 +14,11 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from gogoku.contracts import PLAN_TIERS
 from gogoku.errors import InputError
 from gogoku.jquants.ratelimit import check_limiter_url
 from gogoku.storage import Store, parse_data_root
 
-PLAN_TIERS = ("free", "light", "standard", "premium")
 API_VERSIONS = ("v2", "v1")
 # Years of history each plan may request (premium on v1: no lower bound); free data ends 12 weeks ago.
 PLAN_HISTORY_YEARS = {"free": 2, "light": 5, "standard": 10, "premium": 20}

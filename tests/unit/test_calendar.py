@@ -1,4 +1,4 @@
-"""The JPX calendar and the as-of rule (DESIGN contract 6), with hand-checked dates."""
+"""The JPX calendar and the as-of rule (docs/data.md), with hand-checked dates."""
 
 import datetime as dt
 

@@ -1,4 +1,4 @@
-"""Settings from the environment (DESIGN contract 3)."""
+"""Settings from the environment."""
 
 from __future__ import annotations
 

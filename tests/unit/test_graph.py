@@ -72,7 +72,7 @@ def test_realistic_returns_build_edges_mostly_within_sectors() -> None:
     params = GraphParams()  # lookback 60, min_obs 40, halflife 30, threshold 0.3, top_k 15
     graphs = daily_graphs(returns, range(59, 120), params, sector=sector)
     counts = np.array([g.edge_index.shape[1] for g in graphs.values()])
-    assert counts.min() > 300, counts.min()  # defect 9: every day has edges
+    assert counts.min() > 300, counts.min()  # every day has edges (docs/model.md, pitfall 3)
     same_sector = torch.cat([g.edge_attr[:, 2] for g in graphs.values()]).mean()
     assert same_sector > 0.6  # 11 of 59 peers share a sector: 0.19 by chance
     last = graphs[119]
@@ -102,7 +102,7 @@ def test_a_days_graph_uses_only_returns_up_to_that_day() -> None:
 
 def test_parameters_that_can_never_build_edges_are_rejected() -> None:
     with pytest.raises(InputError, match="min_obs"):
-        GraphParams(lookback=20, min_obs=40)  # the reference's defect 9
+        GraphParams(lookback=20, min_obs=40)  # min_obs > lookback: never an edge
     with pytest.raises(InputError, match="threshold"):
         GraphParams(threshold=1.2)
 

@@ -58,7 +58,7 @@ def test_slice_normalization_by_hand() -> None:
 
 def test_adaptive_normalization_works_over_time_not_on_a_repeated_vector() -> None:
     norm = AdaptiveNormalization(3, windows=(2, 5), slices=3)
-    # The reference's defect 5: a vector repeated over time. Here every normalized view is zero,
+    # Pitfall 2 of docs/model.md: a vector repeated over time. Here every normalized view is zero,
     # so the module passes it through unchanged instead of reducing to a bias.
     flat = torch.randn(4, 1, 3).expand(4, 10, 3)
     torch.testing.assert_close(norm(flat), flat)

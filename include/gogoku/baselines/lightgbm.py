@@ -1,6 +1,6 @@
-"""LightGBM baseline (reference section 8): one regressor per horizon and walk-forward fold.
+"""LightGBM baseline: one regressor per horizon and walk-forward fold.
 
-Leakage rules (reference defect 10 is what this avoids):
+Leakage rules (docs/model.md, pitfall 5):
 - each fold trains on its training dates only; early stopping uses `validation_split` of those
   training dates (the last fraction, after an embargo), never the test block;
 - the only transforms are per-Date cross-sectional ones (label ranks or z-scores and, optionally,

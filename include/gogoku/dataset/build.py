@@ -36,6 +36,7 @@ from typing import Any
 import polars as pl
 
 from gogoku.calendar import half_days_from_calendar, session_ordinals
+from gogoku.contracts import LOOKBACK_DAYS
 from gogoku.dataset.manifest import (
     DatasetSummary,
     latest_dataset,
@@ -74,7 +75,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 KEYS = ("Code", "Date")
-DEFAULT_LOOKBACK_DAYS = 420
 # Codes per chunk of the per-Code groups (price, stock x market, targets) in the one-shot build.
 CODE_CHUNK = 250
 
@@ -347,7 +347,7 @@ def build_dataset(
     start: dt.date,
     end: dt.date,
     plan: str = "standard",
-    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+    lookback_days: int = LOOKBACK_DAYS,
     horizons: Sequence[int] = HORIZONS,
     sources: Mapping[str, Frame | None] | None = None,
     graph_step: int | None = None,
@@ -555,7 +555,7 @@ def read_quotes_history(
     work_dir: Path,
     chunk_months: int = DEFAULT_CHUNK_MONTHS,
     chunks: Sequence[tuple[dt.date, dt.date]] | None = None,
-    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+    lookback_days: int = LOOKBACK_DAYS,
 ) -> Iterator[QuotesHistory]:
     """Read the quotes of [start - lookback_days, end] through `read_quotes(a, b)` (the raw quotes of
     [a, b]), a few date segments at a time, never the whole history at once, into temp files in a

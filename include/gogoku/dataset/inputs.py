@@ -14,12 +14,12 @@ from typing import Any
 
 import polars as pl
 
+from gogoku.contracts import LOOKBACK_DAYS
 from gogoku.errors import InputError
 
 log = logging.getLogger(__name__)
 
 # Calendar days of history read before a build's start so that 60/120/200/252-session windows are warm.
-LOOKBACK_DAYS = 420
 # The sources every build reads (by the plan); the family sources feed the optional groups.
 CORE_SOURCES = ("trading_calendar", "listed_info", "daily_quotes", "topix", "statements")
 

@@ -1,4 +1,4 @@
-"""Walk-forward splits over trading dates with an embargo (reference defaults: 5 splits, 20-day
+"""Walk-forward splits over trading dates with an embargo (defaults: 5 splits, 20-day
 embargo, 252 training days at least, 63 test days at least).
 
 The embargo drops the `embargo` trading dates right before each test block from training. With an

@@ -1,4 +1,4 @@
-"""Forward-return targets (DESIGN contract 5): never filled where the future is unknown."""
+"""Forward-return targets (docs/data.md): never filled where the future is unknown."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import polars as pl
 
 from gogoku.errors import InputError
 from gogoku.features import daily_margin, earnings, flow, graph, margin, options, short_selling
-from gogoku.jquants.endpoints import endpoint
+from gogoku.jquants.endpoints import endpoint, minimum_plan
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,7 @@ FAMILY_SOURCES: tuple[str, ...] = tuple(s for s, _, _ in FAMILY_GROUPS.values())
 
 
 def _plans_text(source: str) -> str:
-    order = ("free", "light", "standard", "premium")
-    plans = endpoint(source).plans
-    return next(p for p in order if p in plans) + "+"
+    return minimum_plan(source) + "+"
 
 
 def family_adders(

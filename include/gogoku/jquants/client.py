@@ -1,6 +1,6 @@
 """Async J-Quants client: query plans per source, plan-aware rate limit, pagination, retries, typed frames.
 
-`fetch(source, start, end, codes=None)` returns the v1-named, typed frame of contract 4, sorted as the
+`fetch(source, start, end, codes=None)` returns the v1-named, typed frame of its source (`gogoku.jquants.endpoints`), sorted as the
 official client sorts. v2 authenticates with `x-api-key`; v1 signs in with the mail address and
 password, renews its id token on 401 and signs in again when the refresh token has expired.
 

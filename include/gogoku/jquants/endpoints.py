@@ -17,6 +17,7 @@ from enum import Enum
 
 import polars as pl
 
+from gogoku.contracts import cheapest, plans_from
 from gogoku.errors import InputError
 
 
@@ -98,9 +99,9 @@ def _fields(kind_by_v1: list[tuple[str, str, Kind]], *, in_v1: bool = True,
 
 D, N, S = Kind.DATE, Kind.NUMBER, Kind.STRING
 
-FREE = frozenset({"free", "light", "standard", "premium"})
-LIGHT = frozenset({"light", "standard", "premium"})
-PREMIUM = frozenset({"premium"})
+FREE = plans_from("free")
+LIGHT = plans_from("light")
+PREMIUM = plans_from("premium")
 
 LISTED_INFO = Endpoint(
     source="listed_info",
@@ -582,4 +583,4 @@ def endpoint(source: str) -> Endpoint:
 def minimum_plan(source: str) -> str:
     """The cheapest plan tier that may call `source`."""
     plans = endpoint(source).plans
-    return next(p for p in ("free", "light", "standard", "premium") if p in plans)
+    return cheapest(plans)

@@ -2,7 +2,7 @@
 
 Everything here is drawn before (and independently of) the price paths, from its own random streams, so
 that the planted signal of each family enters expected returns exactly from the session on which its
-information is public under DESIGN contract 6:
+information is public under the as-of rule (docs/data.md):
 
 - **pead**: each quarterly statement carries a surprise s ~ N(0, 1) (it moves the quarter's operating
   margin, so it is visible in the disclosed profits and forecasts), and so does each forecast revision

@@ -1,4 +1,4 @@
-"""ATFT-GAT-FAN (reference section 5), with components that the training phases really switch.
+"""ATFT-GAT-FAN (docs/model.md), with components that the training phases really switch.
 
 x [N, T, F] (N stocks of one or more trading days, the last T sessions of F features)
   -> adaptive normalization over time (FAN + SAN)            [switch: adaptive_norm]
@@ -7,7 +7,7 @@ x [N, T, F] (N stocks of one or more trading days, the last T sessions of F feat
   -> GATv2 on the day's correlation graph + gated residual fusion  [switch: gat]
   -> per-horizon quantile heads.
 A switched-off component is skipped in `forward`: it gets no gradient and its weights have no
-effect on the output (reference defect 6: there, the phase flags were never read).
+effect on the output (docs/model.md, pitfall 1: phase switches that switch nothing).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Adaptive normalization over the TIME axis of the input sequence [B, T, F] (reference defect 5:
-there it ran on one vector repeated over time, so it reduced to a bias).
+"""Adaptive normalization over the TIME axis of the input sequence [B, T, F] (docs/model.md,
+pitfall 2: on one vector repeated over time it would reduce to a bias).
 
 FAN (frequency/window adaptive normalization): for each window w in `windows`, every step t is
 standardized by the causal mean and std of the last w steps (fewer at the start); a per-feature

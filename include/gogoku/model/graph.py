@@ -1,4 +1,4 @@
-"""Per-day correlation graphs for the GAT (reference section 4; defect 9 avoided).
+"""Per-day correlation graphs for the GAT (docs/model.md, pitfalls 3 and 4).
 
 For a trading day d the graph uses the daily returns of the `lookback` sessions ENDING AT d (d's own
 return is known at its close, later ones are not). Per stock: at least `min_obs` finite returns in
@@ -40,7 +40,7 @@ class GraphParams:
 
     def __post_init__(self) -> None:
         if self.lookback < 2 or not 2 <= self.min_obs <= self.lookback:
-            # The reference's defect 9: a window shorter than min_obs can never produce an edge.
+            # A window shorter than min_obs could never produce an edge (docs/model.md, pitfall 3).
             raise InputError(f"graph: need 2 <= min_obs ({self.min_obs}) <= lookback ({self.lookback})")
         if self.halflife <= 0 or not 0.0 <= self.shrinkage < 1.0 or not 0.0 <= self.threshold < 1.0 or self.top_k < 1:
             raise InputError(

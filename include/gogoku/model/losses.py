@@ -1,4 +1,4 @@
-"""Multi-horizon loss over day-grouped batches (reference section 5).
+"""Multi-horizon loss over day-grouped batches (docs/model.md).
 
 Per horizon, on the names with a known target:
   pinball over the quantiles + Huber on the median   (against the per-day z-scored target)

@@ -1,7 +1,7 @@
 """Day-grouped model inputs: the fold normalizer, the dense (day, stock) panel and its batches.
 
-- `FoldNormalizer` is fitted on one fold's fitting dates only (reference defect 10: there it was
-  fitted on the whole frame). Features that vary across the names of a day are z-scored per Date
+- `FoldNormalizer` is fitted on one fold's fitting dates only (docs/model.md, pitfall 5: never on
+  the whole frame). Features that vary across the names of a day are z-scored per Date
   (same-day statistics, clipped) and then standardized with the training mean/std of those
   z-scores; features that are the same for every name of a day (market-wide) are clipped to their
   training quantiles and standardized with training statistics. Missing values become 0.
