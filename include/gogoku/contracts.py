@@ -5,14 +5,15 @@ few tuples.
 - the J-Quants plan tiers in price order and the cheapest tier that may call each source;
 - the sources the DAGs fetch (the dataset's inputs);
 - LOOKBACK_DAYS: the calendar days of history a dataset build (or the daily features of one day)
-  reads before its first day. Every feature of a day reads less than that (gogoku.features.memory).
+  reads before its first day. Every feature of a day reads less than that (gogoku.features.memory:
+  a year and two quarters for the statements' year-over-year growth, 400 days for everything else).
 """
 
 from __future__ import annotations
 
 PLAN_TIERS: tuple[str, ...] = ("free", "light", "standard", "premium")
 DEFAULT_PLAN_TIER = "standard"
-LOOKBACK_DAYS = 420
+LOOKBACK_DAYS = 620
 
 # The cheapest tier that may call each J-Quants source; every dearer tier may call it too
 # (gogoku.jquants.endpoints describes each endpoint with the same plans; a test keeps them equal).

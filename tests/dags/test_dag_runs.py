@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 from airflow.sdk.definitions.param import ParamValidationError
 
+from gogoku.contracts import LOOKBACK_DAYS
 from gogoku.dataset.manifest import manifest_path
 from gogoku_airflow.plans import SOURCES, plan_allows
 
@@ -120,7 +121,7 @@ def assert_dataset(run: Run, params: dict[str, str]) -> pl.DataFrame:
     assert frame.select(["Code", "Date"]).is_duplicated().sum() == 0
     assert build["plan"] == params["plan_tier"]
     assert run.results["validate_params"]["fetch_start"] == (
-        dt.date.fromisoformat(params["start"]) - dt.timedelta(days=420)).isoformat()
+        dt.date.fromisoformat(params["start"]) - dt.timedelta(days=LOOKBACK_DAYS)).isoformat()
     return frame
 
 

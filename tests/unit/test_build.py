@@ -114,8 +114,8 @@ def test_targets_forward_and_null_at_the_end(built: tuple[pl.DataFrame, dict]) -
 
 
 def test_extra_history_beyond_the_lookback_changes_nothing(built: tuple[pl.DataFrame, dict]) -> None:
-    # 420 calendar days before 2023-06-01 is 2022-04-07: history from 2022-03-01 gives the same frame.
-    q, listed, topix = make_inputs(first=dt.date(2022, 3, 1))
+    # 620 calendar days before 2023-06-01 is 2021-09-19: history from 2021-08-02 gives the same frame.
+    q, listed, topix = make_inputs(first=dt.date(2021, 8, 2))
     df, _ = build_dataset(q, listed, topix, start=START, end=END)
     assert df.equals(built[0])
     q_short, _, topix_short = make_inputs(first=dt.date(2023, 1, 4))

@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from gogoku.contracts import LOOKBACK_DAYS
 from gogoku.dataset.build import (
     DEFAULT_CHUNK_MONTHS,
     build_dataset,
@@ -115,7 +116,7 @@ def test_chunk_boundaries_at_a_listing_day_a_holiday_and_a_month_end(tmp_path: P
     assert_same_manifest(m1, m2)
     assert m2["build"]["chunks"] == len(chunks)
     # The quotes are read from the lookback's first day through the end, never past it.
-    assert reads[0][0] == START - dt.timedelta(days=420) and reads[-1][1] == END
+    assert reads[0][0] == START - dt.timedelta(days=LOOKBACK_DAYS) and reads[-1][1] == END
     assert all(reads[i][1] + dt.timedelta(days=1) == reads[i + 1][0] for i in range(len(reads) - 1))
 
 

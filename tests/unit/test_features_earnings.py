@@ -53,3 +53,14 @@ def test_days_to_since_and_windows() -> None:
     # 13020: its first announcement on 2025-01-06 is unknown on 2024-12-30, known on the day.
     assert r[("13020", D(2024, 12, 30))]["e_days_to"] is None
     assert r[("13020", D(2025, 1, 6))]["e_days_to"] == 0.0
+
+
+def test_the_latest_announcement_is_forgotten_after_a_year() -> None:
+    # 13030's only announcement (2024-11-05, usable that day) counts while it is at most
+    # LAST_MAX_AGE_DAYS = 365 days before the row's previous day: through 2025-11-06.
+    ann = pl.LazyFrame({"Date": [D(2024, 11, 5)], "Code": ["13030"]})
+    rows = pl.LazyFrame({"Code": ["13030"] * 2, "Date": [D(2025, 11, 6), D(2025, 11, 7)]})
+    out = add_earnings_features(rows, ann).collect()
+    assert out["e_days_since"].to_list() == [sessions_between(D(2024, 11, 5), D(2025, 11, 6)), None]
+    assert out["is_e_valid"].to_list() == [1.0, 0.0]
+    assert out["e_days_to"].to_list() == [None, None]  # nothing within the last 363 days to project

@@ -53,10 +53,19 @@ def test_publication_schedule_ratios_and_adv() -> None:
     assert at(out, D(2024, 11, 7), "margin_short_wow") == pytest.approx(0.5)
     assert at(out, D(2024, 11, 7), "margin_long_chg_to_adv20") == pytest.approx(1.0)
     assert at(out, D(2024, 11, 7), "margin_imbalance_chg") == pytest.approx(0.6 - 4000 / 6000)
-    # 12-27 record: the year-end closure puts publication on 2025-01-06 and use on 01-07.
-    assert at(out, D(2025, 1, 6), "margin_long_short_ratio") == pytest.approx(4.0)
+    # The 11-01 record (usable 11-07) attaches for MAX_AGE_DAYS = 21 days: through 11-28, not on 11-29.
+    assert at(out, D(2024, 11, 28), "margin_long_short_ratio") == pytest.approx(4.0)
+    assert at(out, D(2024, 11, 29), "margin_long_short_ratio") is None
+    assert at(out, D(2024, 11, 29), "is_margin_valid") == 0.0
+    # 12-27 record: the year-end closure puts publication on 2025-01-06 and use on 01-07. On 01-06 the
+    # last record in force is 60 days old: nothing attaches.
+    assert at(out, D(2025, 1, 6), "margin_long_short_ratio") is None
     assert at(out, D(2025, 1, 7), "margin_imbalance") == pytest.approx(0.0)
     assert at(out, D(2025, 1, 7), "margin_days_since") == 3.0
+    # Its previous record (11-01) is 56 days older, beyond PREV_MAX_DAYS = 14: no week-over-week change
+    # (it would have been 3000 / 6000 - 1).
+    assert at(out, D(2025, 1, 7), "margin_long_wow") is None
+    assert at(out, D(2025, 1, 7), "margin_imbalance_chg") is None
     # Loanable until the 2024-12-02 snapshot; 13020 never; 13020 has no margin rows.
     assert at(out, D(2024, 11, 29), "is_borrowable") == 1.0
     assert at(out, D(2024, 12, 2), "is_borrowable") == 0.0

@@ -17,6 +17,7 @@ from gogoku.features.market import (
     add_market_features,
     market_features,
 )
+from gogoku.features.memory import EWMA_WINDOW
 from gogoku.features.price import price_features
 
 N = 300
@@ -30,6 +31,19 @@ def topix_close() -> list[float]:
     for r in MKT_RET[1:]:
         closes.append(closes[-1] * (1 + r))
     return closes
+
+
+def windowed_ema(c: list[float], n: int, i: int, size: int = EWMA_WINDOW) -> float:
+    """EMA(n) of row i windowed over the last `size` rows: sum w^k c[i-k] / sum w^k, w = 1 - 2/(n+1)."""
+    w = 1 - 2 / (n + 1)
+    rows = range(max(0, i - size + 1), i + 1)
+    return sum(w ** (i - j) * c[j] for j in rows) / sum(w ** (i - j) for j in rows)
+
+
+def zscore_of_last(values: list[float]) -> float:
+    """The z-score of the last value among the last Z_WINDOW = 240 (sample std)."""
+    window = values[-240:]
+    return (values[-1] - statistics.mean(window)) / statistics.stdev(window)
 
 
 def topix() -> pl.DataFrame:
@@ -59,11 +73,11 @@ def test_drawdown_ema_and_flags(mkt: pl.DataFrame) -> None:
     c = topix_close()
     assert mkt["mkt_dd_from_peak"][250] is None  # 252 sessions needed
     assert mkt["mkt_dd_from_peak"][299] == pytest.approx(c[299] / max(c[48:300]) - 1)
-    # EMA200 (TA-Lib seed: SMA of the first 200) first exists at row 199.
-    ema = sum(c[:200]) / 200
-    for i in range(200, N):
-        ema = c[i] * (2 / 201) + ema * (1 - 2 / 201)
+    # EMA200 is windowed over the last 250 sessions: it first exists at row 199 (200 closes, all of
+    # them weighted), and row 299 weighs rows 50..299 only.
     assert mkt["mkt_price_to_ema200"][198] is None
+    assert mkt["mkt_price_to_ema200"][199] == pytest.approx(c[199] / windowed_ema(c, 200, 199))
+    ema = windowed_ema(c, 200, 299)
     assert mkt["mkt_price_to_ema200"][299] == pytest.approx(c[299] / ema)
     assert mkt["mkt_bull_200"][198] is None  # warm-up is unknown, not "bear"
     assert mkt["mkt_bull_200"][299] == (1.0 if c[299] > ema else 0.0)
@@ -72,9 +86,8 @@ def test_drawdown_ema_and_flags(mkt: pl.DataFrame) -> None:
 def test_time_series_zscore(mkt: pl.DataFrame) -> None:
     vol = mkt["mkt_vol_20d"].to_list()
     assert mkt["mkt_vol_20d_z"][144] is None  # 126 values of mkt_vol_20d start at row 20 + 125
-    i = 280
-    window = [v for v in vol[i - 251 : i + 1] if v is not None]
-    want = (vol[i] - statistics.mean(window)) / statistics.stdev(window)
+    i = 280  # the last 240 values: rows 41..280
+    want = zscore_of_last(vol[i - 239 : i + 1])
     assert mkt["mkt_vol_20d_z"][i] == pytest.approx(want, rel=1e-6)
     z = mkt["mkt_vol_20d_z"][i]
     assert mkt["mkt_high_vol"][i] == (1.0 if z > 1 else 0.0)
@@ -134,8 +147,9 @@ def test_market_indicators_match_talib(mkt: pl.DataFrame) -> None:
         "mkt_macd_hist_norm": hist / c,
         "mkt_bb_pct_b": (c - lower) / (upper - lower),
         "mkt_bb_bw": (upper - lower) / middle,
-        "mkt_price_to_ema60": c / talib.EMA(c, 60),
     }
+    # EMA60 is windowed over 250 sessions (not TA-Lib's seeded recursion).
+    want["mkt_price_to_ema60"] = c / np.array([windowed_ema(list(c), 60, i) for i in range(len(c))])
     for name, ref in want.items():
         got = mkt[name].to_numpy()[250:]
         assert np.allclose(got, ref[250:], rtol=1e-9, atol=1e-12), name
@@ -156,10 +170,35 @@ def test_more_market_columns_and_flags(mkt: pl.DataFrame) -> None:
     gap = mkt["mkt_ema_gap_5_20"]  # EMA20 exists from row 19
     assert gap[18] is None and gap[19] is not None
     assert mkt["mkt_ema20_slope_3"][21] is None and mkt["mkt_ema20_slope_3"][22] is not None
-    z = mkt["mkt_rsi_14_z"].to_list()
-    rsi = mkt["mkt_rsi_14"].to_list()
-    window = [v for v in rsi[299 - 251 : 300] if v is not None]
-    assert z[299] == pytest.approx((rsi[299] - statistics.mean(window)) / statistics.stdev(window), rel=1e-6)
+
+
+def test_z_scores_of_smoothed_series_use_seed_free_inputs(mkt: pl.DataFrame) -> None:
+    # The z-scores of the RSI, the NATR and the EMA gap take the same indicators without a recursion's
+    # seed: simple 14-session means (Cutler's RSI), and EWMA5 / EWMA20 windowed over 21 sessions, so
+    # that their last 240 values read 260 sessions at most.
+    t = topix()
+    c, h, lo = (t[k].to_list() for k in ("Close", "High", "Low"))
+    moves = [c[k] - c[k - 1] for k in range(1, N)]  # moves[k - 1]: row k's
+
+    def cutler_rsi(i: int) -> float:
+        m = moves[i - 14 : i]
+        gain, loss = sum(max(x, 0.0) for x in m) / 14, sum(max(-x, 0.0) for x in m) / 14
+        return 100 * gain / (gain + loss)
+
+    def natr(i: int) -> float:
+        tr = [max(h[k] - lo[k], abs(h[k] - c[k - 1]), abs(lo[k] - c[k - 1])) for k in range(i - 13, i + 1)]
+        return 100 * sum(tr) / 14 / c[i]
+
+    def gap(i: int) -> float:
+        return windowed_ema(c, 5, i, size=21) / windowed_ema(c, 20, i, size=21) - 1
+
+    rows = range(299 - 239, 300)
+    assert mkt["mkt_rsi_14_z"][299] == pytest.approx(zscore_of_last([cutler_rsi(i) for i in rows]), rel=1e-6)
+    assert mkt["mkt_natr_14_z"][299] == pytest.approx(zscore_of_last([natr(i) for i in rows]), rel=1e-6)
+    assert mkt["mkt_ema_gap_5_20_z"][299] == pytest.approx(zscore_of_last([gap(i) for i in rows]), rel=1e-6)
+    # Their first values: 126 inputs, the first input at row 14 (RSI, NATR) or 19 (EWMA20: 20 closes).
+    for name, first in (("mkt_rsi_14_z", 14 + 125), ("mkt_natr_14_z", 14 + 125), ("mkt_ema_gap_5_20_z", 19 + 125)):
+        assert mkt[name][first - 1] is None and mkt[name][first] is not None, name
 
 
 def test_more_stock_market_features() -> None:

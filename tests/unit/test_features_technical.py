@@ -3,6 +3,10 @@
 The real series: GOOG daily bars (2004-2013) and EURUSD hourly bars (2017-2018), both shipped by
 `backtesting`. EURUSD's 5-decimal quotes repeat their typical price (H + L + C) / 3, sometimes
 only up to the last bits of the float sum: that is where TA-Lib's tie rules matter.
+
+EMA60 and EMA200 are not TA-Lib's (whose seed weighs on forever) but EWMAs windowed over the last
+`EWMA_WINDOW` rows, to bound the features' memory (gogoku.features.memory): they, and the features made
+of them, are compared with `windowed_ewma`, an independent numpy loop over each window.
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ from gogoku.features.market import (
     add_market_features,
     market_features,
 )
+from gogoku.features.memory import EWMA_WINDOW
 from gogoku.features.price import PRICE_FEATURES, price_features
 from gogoku.features.sector import SECTOR_FEATURES, add_sector_features
 from gogoku.features.technical import (
     TECHNICAL_FEATURES,
+    WINDOWED_EMAS,
     add_seeded_ewm,
     add_technical_features,
+    add_windowed_ewm,
     mfi,
     stoch_fast_k,
 )
@@ -75,13 +82,33 @@ def lag(x: np.ndarray, k: int) -> np.ndarray:
     return np.r_[np.full(k, np.nan), x[:-k]]
 
 
+def windowed_ewma(x: np.ndarray, n: int, size: int = EWMA_WINDOW) -> np.ndarray:
+    """y_t = sum_i w^i x_{t-i} / sum_i w^i over the non-NaN x of the last `size` rows, w = 1 - 2/(n+1);
+    NaN until the window holds n values. A plain loop over each window, independent of the polars
+    rolling sums it checks."""
+    w = 1.0 - 2.0 / (n + 1)
+    out = np.full(len(x), np.nan)
+    for t in range(len(x)):
+        win = x[max(0, t - size + 1) : t + 1]
+        weight = w ** np.arange(len(win) - 1, -1, -1.0)  # the current row weighs 1
+        ok = ~np.isnan(win)
+        if ok.sum() >= n:
+            out[t] = np.sum(weight[ok] * win[ok]) / np.sum(weight[ok])
+    return out
+
+
+def ema(c: np.ndarray, n: int) -> np.ndarray:
+    """The EMA(n) the features use: TA-Lib's, or the windowed EWMA for n in WINDOWED_EMAS."""
+    return windowed_ewma(c, n) if n in WINDOWED_EMAS else talib.EMA(c, n)
+
+
 def sample_vol(r: np.ndarray, n: int) -> np.ndarray:
     """Annualized SAMPLE std (ddof 1) of n returns, by design; TA-Lib's STDDEV is the population one."""
     return talib.STDDEV(r, n, 1.0) * math.sqrt(n / (n - 1)) * math.sqrt(252)
 
 
 def talib_reference(q: pl.DataFrame) -> dict[str, np.ndarray]:
-    """`TECHNICAL_FEATURES` as TA-Lib computes them."""
+    """`TECHNICAL_FEATURES` as TA-Lib computes them (EMA60 and EMA200: `windowed_ewma`)."""
     h, lo, c, v = (q[f"Adjustment{k}"].to_numpy() for k in ("High", "Low", "Close", "Volume"))
     macd, signal, hist = talib.MACD(c, 12, 26, 9)
     upper, middle, lower = talib.BBANDS(c, 20, 2.0, 2.0)
@@ -104,7 +131,7 @@ def talib_reference(q: pl.DataFrame) -> dict[str, np.ndarray]:
         "mfi_14": talib.MFI(h, lo, c, v, 14),
     }
     ref.update({f"sma_{n}": talib.SMA(c, n) for n in (5, 10, 20, 60, 120)})
-    ref.update({f"ema_{n}": talib.EMA(c, n) for n in (5, 10, 20, 60, 200)})
+    ref.update({f"ema_{n}": ema(c, n) for n in (5, 10, 20, 60, 200)})
     assert sorted(ref) == sorted(TECHNICAL_FEATURES)
     return ref
 
@@ -115,7 +142,7 @@ def talib_price_reference(q: pl.DataFrame) -> dict[str, np.ndarray]:
     h, lo, c, v = (q[f"Adjustment{k}"].to_numpy() for k in ("High", "Low", "Close", "Volume"))
     r1 = talib.ROCP(c, 1)
     sma = {n: talib.SMA(c, n) for n in (5, 10, 20, 60, 120)}
-    ema = {n: talib.EMA(c, n) for n in (5, 10, 20, 60, 200)}
+    emas = {n: ema(c, n) for n in (5, 10, 20, 60, 200)}
     macd, _, hist = talib.MACD(c, 12, 26, 9)
     return {
         **{f"returns_{k}d": talib.ROCP(c, k) for k in (1, 5, 10, 20, 60, 120)},
@@ -127,10 +154,10 @@ def talib_price_reference(q: pl.DataFrame) -> dict[str, np.ndarray]:
         "ret_min_20": talib.MIN(r1, 20),
         **{f"volatility_{n}d": sample_vol(r1, n) for n in (5, 10, 20, 60)},
         **{f"price_to_sma{n}": c / x for n, x in sma.items()},
-        **{f"price_to_ema{n}": c / x for n, x in ema.items()},
+        **{f"price_to_ema{n}": c / x for n, x in emas.items()},
         "ma_gap_5_20": sma[5] / sma[20] - 1.0,
         "ma_gap_20_60": sma[20] / sma[60] - 1.0,
-        "ema20_slope_5": talib.ROCP(ema[20], 5),
+        "ema20_slope_5": talib.ROCP(emas[20], 5),
         "macd_norm": macd / c,
         "macd_hist_norm": hist / c,
         "volume_ratio_5": v / talib.SMA(v, 5),
@@ -150,17 +177,17 @@ def talib_market_reference(t: pl.DataFrame) -> dict[str, np.ndarray]:
     """The TOPIX features that are TA-Lib indicators or ratios of them."""
     h, lo, c = (t[k].to_numpy() for k in ("High", "Low", "Close"))
     r1 = talib.ROCP(c, 1)
-    ema = {n: talib.EMA(c, n) for n in (5, 20, 60, 200)}
+    emas = {n: ema(c, n) for n in (5, 20, 60, 200)}
     upper, middle, lower = talib.BBANDS(c, 20, 2.0, 2.0)
     ref = {
         **{f"mkt_ret_{k}d": talib.ROCP(c, k) for k in (1, 5, 10, 20, 60)},
         "mkt_vol_20d": sample_vol(r1, 20),
         "mkt_vol_60d": sample_vol(r1, 60),
         "mkt_natr_14": talib.NATR(h, lo, c, 14),
-        **{f"mkt_price_to_ema{n}": c / x for n, x in ema.items()},
-        "mkt_ema_gap_5_20": ema[5] / ema[20] - 1.0,
-        "mkt_ema_gap_20_60": ema[20] / ema[60] - 1.0,
-        "mkt_ema20_slope_3": talib.ROCP(ema[20], 3),
+        **{f"mkt_price_to_ema{n}": c / x for n, x in emas.items()},
+        "mkt_ema_gap_5_20": emas[5] / emas[20] - 1.0,
+        "mkt_ema_gap_20_60": emas[20] / emas[60] - 1.0,
+        "mkt_ema20_slope_3": talib.ROCP(emas[20], 3),
         "mkt_dd_from_peak": c / talib.MAX(c, 252) - 1.0,
         "mkt_bb_bw": (upper - lower) / middle,
         "mkt_bb_pct_b": (c - lower) / (upper - lower),
@@ -305,6 +332,36 @@ def test_seeded_ewm_seed_options() -> None:
     # TA-Lib's ADX seed: sum of n - 1 = 2 values, scaled by (n - 1) / n = 2/3 (i.e. sum / n).
     out = add_seeded_ewm(lf, "x", "y", 3, 1 / 3, by=None, seed_count=2, seed_scale=2 / 3).collect()["y"]
     assert out[2] == pytest.approx(1.0) and out[3] == pytest.approx(1.0 * 2 / 3 + 3.0 / 3)
+
+
+def test_windowed_ewm_by_hand() -> None:
+    # n = 2 (w = 1/3) over windows of 4 rows; nulls are skipped and the weights renormalized.
+    lf = pl.LazyFrame({"Code": ["A"] * 7 + ["B"] * 2, "x": [None, 1.0, 2.0, 3.0, None, 5.0, 6.0, 9.0, 9.0]})
+    out = add_windowed_ewm(lf, "x", "y", 2, size=4).collect()["y"].to_list()
+    want = [
+        None, None,  # fewer than n = 2 values in the window
+        (2 + 1 / 3) / (1 + 1 / 3),  # 7/4
+        (3 + 2 / 3 + 1 / 9) / (1 + 1 / 3 + 1 / 9),  # 34/13
+        (3 / 3 + 2 / 9 + 1 / 27) / (1 / 3 + 1 / 9 + 1 / 27),  # [1, 2, 3, null]: 34/13 again
+        (5 + 3 / 9 + 2 / 27) / (1 + 1 / 9 + 1 / 27),  # [2, 3, null, 5]: 146/31
+        (6 + 5 / 3 + 3 / 27) / (1 + 1 / 3 + 1 / 27),  # [3, null, 5, 6]: the 2 has left the window: 210/37
+        None, 9.0,  # code B starts its own window
+    ]
+    assert out == pytest.approx(want)
+    assert out[3] == pytest.approx(34 / 13) and out[5] == pytest.approx(146 / 31) and out[6] == pytest.approx(210 / 37)
+
+
+def test_windowed_emas_forget_where_the_series_starts() -> None:
+    # The point of the window: EMA200 of a row depends on the last EWMA_WINDOW rows only, so two series
+    # that agree on those rows agree on it exactly, whatever came before (TA-Lib's EMA200 does not).
+    c = GOOG["Close"].to_numpy(float)
+    full = add_technical_features(bars(GOOG, "A").lazy()).collect()
+    tail = add_technical_features(bars(GOOG.iloc[600:], "A").lazy()).collect()
+    k = 600 + EWMA_WINDOW + 50  # a row whose window lies inside both series
+    for name in ("ema_60", "ema_200"):
+        assert full[name][k] == pytest.approx(tail[name][k - 600], rel=1e-12), name
+    seeded_full, seeded_tail = talib.EMA(c, 200)[k], talib.EMA(c[600:], 200)[k - 600]
+    assert abs(seeded_full / seeded_tail - 1) > 1e-4  # TA-Lib's EMA200 still remembers its seed
 
 
 # ---- the as-of rule over the price, market, stock x market and sector groups ----

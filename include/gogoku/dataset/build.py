@@ -8,8 +8,8 @@ Two builds give the same frame:
 - `build_dataset`: in memory, in one shot (about 2 KB per stock-day of the range at its peak);
 - `read_quotes_history` + `build_dataset_chunked`: out of core. The quotes are read per date segment
   into temp files; the per-Code groups (price, market, stock x market, targets) run on blocks of codes
-  over the whole history (their EMAs are seeded where the history starts, so they cannot be cut by
-  date); the cross-sectional groups (sector, statements, the J-Quants families, graph, futures) run
+  over the whole history (cheap per block of codes, and Wilder's recursions keep a tiny trace of
+  where they start, gogoku.features.memory); the cross-sectional groups (sector, statements, the J-Quants families, graph, futures) run
   per date chunk on that chunk plus the sessions their windows need; a final merge per block of codes
   writes one parquet file sorted by (Code, Date). Peak memory depends on the chunk and the block, not
   on the range. The frames are equal bit for bit but for the sector group's rolling sums over its
@@ -222,7 +222,7 @@ def _plan(
         absent["market"] = absent["stock_market"] = f"no TOPIX data (plan {plan} does not include indices/topix)"
         log.warning("dataset: market and stock_market groups absent: %s", absent["market"])
     else:
-        # TOPIX is cut like the quotes: its seeded EMAs would otherwise depend on where history starts.
+        # TOPIX is cut like the quotes: its recursions would otherwise depend on where history starts.
         topix_lf = _checked(topix, "topix").filter(pl.col("Date") >= first_day).collect().lazy()
         groups["market"] = MARKET_FEATURES
         groups["stock_market"] = STOCK_MARKET_FEATURES

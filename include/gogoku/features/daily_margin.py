@@ -6,14 +6,22 @@ or before its Date, the latest ApplicationDate in its latest publication (a corr
 original from the correction's own effective date, never earlier); the publication stops when an alert
 spell ends, so `dmi_days_since` (sessions since the effective date) and `is_dmi_valid` (the last
 publication is at most `FRESH_SESSIONS` old) tell stale values apart.
+
+Bounded memory (gogoku.features.memory; rows dated by PublishedDate): a publication attaches only
+while it became effective at most MAX_AGE_DAYS = 91 days before the row (a quarter after the alert
+spell ended every `dmi_*` is null); `dmi_*_z26` take the last 26 publications effective within
+Z_MAX_DAYS = 182 days of the publication (a spell of half a year at most; at least 5 of them),
+not the last 26 ever, which could span years of separate spells. The changes are the records' own
+DailyChange fields (no previous publication is read).
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from gogoku.features._asof import asof_attach, ratio, session_index, session_shift, ts_z
+from gogoku.features._asof import asof_attach, ratio, recent_ts_z, session_index, session_shift
 from gogoku.features.margin import adv20
+from gogoku.features.memory import PUBLICATION_LAG_DAYS
 from gogoku.jquants.endpoints import PUBLISH_REASONS
 
 _NUM = ("LongMarginOutstanding", "ShortMarginOutstanding", "DailyChangeLongMarginOutstanding",
@@ -22,7 +30,12 @@ _NUM = ("LongMarginOutstanding", "ShortMarginOutstanding", "DailyChangeLongMargi
 REASON_COLUMNS = tuple(f"PublishReason_{r}" for r in PUBLISH_REASONS)
 REQUIRED = ("PublishedDate", "Code", "ApplicationDate", *_NUM, *REASON_COLUMNS)
 Z_WINDOW = 26
+Z_MIN_SAMPLES = 5
 FRESH_SESSIONS = 5
+MAX_AGE_DAYS = 91
+Z_MAX_DAYS = 182
+# The most calendar days before a row that its dmi_* features read (PublishedDate).
+MEMORY_DAYS = PUBLICATION_LAG_DAYS + MAX_AGE_DAYS + Z_MAX_DAYS
 
 _TABLE = ("dmi_short_long_ratio", "dmi_long_listed_ratio", "dmi_short_listed_ratio", "dmi_long_chg_ratio",
           "dmi_short_chg_ratio", "dmi_long_z26", "dmi_short_z26", "dmi_ratio_z26", "dmi_imbalance")
@@ -51,12 +64,12 @@ def daily_margin_table(daily: pl.LazyFrame) -> pl.LazyFrame:
         .alias("dmi_long_chg_ratio"),
         ratio(pl.col("DailyChangeShortMarginOutstanding"), short - pl.col("DailyChangeShortMarginOutstanding"))
         .alias("dmi_short_chg_ratio"),
-        ts_z(long_, Z_WINDOW, 5).over("Code").alias("dmi_long_z26"),
-        ts_z(short, Z_WINDOW, 5).over("Code").alias("dmi_short_z26"),
-        ts_z(ratio(short, long_), Z_WINDOW, 5).over("Code").alias("dmi_ratio_z26"),
         ratio(long_ - short, long_ + short).alias("dmi_imbalance"),
         *[(pl.col(c).cast(pl.Utf8) == "1").cast(pl.Float64).alias(n) for c, n in zip(REASON_COLUMNS, _REASONS, strict=True)],
     )
+    for name, x in (("dmi_long_z26", long_), ("dmi_short_z26", short), ("dmi_ratio_z26", ratio(short, long_))):
+        t = recent_ts_z(t, x, name, date="_eff", by="Code", window=Z_WINDOW, min_samples=Z_MIN_SAMPLES,
+                        max_days=Z_MAX_DAYS)
     # Several publications may become usable the same day (a late correction): keep the newest date.
     return (
         t.sort("Code", "_eff", "ApplicationDate", "PublishedDate")
@@ -69,7 +82,8 @@ def daily_margin_table(daily: pl.LazyFrame) -> pl.LazyFrame:
 def add_daily_margin_features(lf: pl.LazyFrame, daily: pl.LazyFrame) -> pl.LazyFrame:
     """Add `DMI_FEATURES` to (Code, Date) rows carrying AdjustmentVolume; sorted by (Code, Date) after."""
     table = daily_margin_table(daily)
-    lf = asof_attach(lf, table, "_eff", "Code", ["_long", "_short", "_long_chg", "_short_chg", *_TABLE, *_REASONS])
+    lf = asof_attach(lf, table, "_eff", "Code", ["_long", "_short", "_long_chg", "_short_chg", *_TABLE, *_REASONS],
+                     max_age_days=MAX_AGE_DAYS)
     lf = lf.sort("Code", "Date").with_columns(adv20().alias("_adv"))
     lf = session_index(session_index(lf, "Date", "_di"), "_eff", "_ei")
     adv = pl.col("_adv")

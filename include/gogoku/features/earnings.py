@@ -15,18 +15,32 @@ the exchange calendar.
 Windows: `e_win_pre{k}` = 1 when the next announcement falls within the next k sessions counting the
 row's own day (0 <= e_days_to < k: pre1 is the announcement day, whose close precedes an after-close
 release); `e_win_post{k}` = 1 when the latest past announcement was 1..k sessions ago.
+
+Bounded memory (gogoku.features.memory; rows dated by the announcement Date): the projection reads
+the announcements of the last PROJECTION_DAYS - 1 days only; the latest past announcement counts only
+while it became usable at most LAST_MAX_AGE_DAYS = 365 days before the row's previous day (a stock
+without an announcement for a year has no `e_days_since` and `is_e_valid` 0, not a count from however
+long ago).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 
 from gogoku.features._asof import session_index, session_shift
+from gogoku.features.memory import PUBLICATION_LAG_DAYS
 
 REQUIRED = ("Date", "Code")
 PROJECTION_DAYS = 364
 MIN_GAP_DAYS = 45
 WINDOWS = (1, 3, 5)
+LAST_MAX_AGE_DAYS = 365
+# The most calendar days before a row that its e_* features read (announcement Date): an announcement
+# is usable from the session after the day before it, so its Date is at most PUBLICATION_LAG_DAYS
+# before that session; the latest past one is usable by the day before the row.
+MEMORY_DAYS = PUBLICATION_LAG_DAYS + 1 + max(PROJECTION_DAYS, LAST_MAX_AGE_DAYS)
 
 EARNINGS_FEATURES: tuple[str, ...] = (
     "e_days_to", "e_days_since", *[f"e_win_pre{k}" for k in WINDOWS], *[f"e_win_post{k}" for k in WINDOWS],
@@ -56,7 +70,8 @@ def add_earnings_features(lf: pl.LazyFrame, announcement: pl.LazyFrame) -> pl.La
     # Latest past announcement (strictly before the row's Date, visible by then).
     past = t.select("Code", pl.col("_eff").alias("_k_past"), pl.col("_ann").alias("_last")).sort("_k_past")
     lf = lf.with_columns((pl.col("Date") - pl.duration(days=1)).alias("_y")).sort("_y").join_asof(
-        past, left_on="_y", right_on="_k_past", by="Code", strategy="backward", check_sortedness=False
+        past, left_on="_y", right_on="_k_past", by="Code", strategy="backward", check_sortedness=False,
+        tolerance=dt.timedelta(days=LAST_MAX_AGE_DAYS),
     )
     # Projection source: the earliest announcement in [max(T - 363, last + 45 - 364), T].
     lo = pl.max_horizontal(

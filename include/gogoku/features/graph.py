@@ -1,7 +1,7 @@
 """Correlation-graph features `graph_*` / `peer_*`, vectorized per graph date.
 
 Each graph date g uses the daily returns of the `WINDOW` sessions ending at g (g's own close is part
-of row g, which contract 6 allows). Stocks with at least `MIN_OBS` returns in the window get Pearson
+of row g, which the as-of rule of docs/data.md allows). Stocks with at least `MIN_OBS` returns in the window get Pearson
 correlations by one matrix product (a missing return counts as the stock's window mean); an edge
 joins two stocks whose correlation is at least `THRESHOLD`. Per stock: degree, weighted degree, its
 `MAX_PEERS` most correlated neighbours (peers: the top-k edges), and an eigenvector-like centrality
@@ -12,7 +12,8 @@ clustering coefficient and core number, and PageRank (damping 0.85 over the dire
 links weighted by correlation, times the number of stocks so that the mean is 1); null for a stock
 without enough returns. Shares and the scaled rank do not drift as the number of listed stocks does.
 
-Graphs are rebuilt every `step` sessions (default 5) and held until the next rebuild (4,000 stocks x
+Graphs are rebuilt every `step` sessions (default 5; on fixed sessions of the exchange calendar, so a
+row does not depend on where the build starts) and held until the next rebuild (4,000 stocks x
 1,250 sessions: 238 graphs, about 40 s on two shared cores); peer returns are read daily from the
 peers of the graph in force, using the peers' returns up to the row's own date only.
 """
@@ -26,6 +27,8 @@ import warnings
 import numpy as np
 import polars as pl
 import torch
+
+from gogoku.calendar import session_ordinals
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +211,11 @@ def graph_features(prices: pl.DataFrame, step: int = DEFAULT_STEP) -> pl.DataFra
     peers = np.full((d, n, MAX_PEERS), -1, dtype=np.int64)
     last: dict[str, np.ndarray] | None = None
     built = 0
+    # Rebuild days are fixed sessions of the exchange calendar, not counted from the frame's first
+    # date: a row's graph features must not depend on where a build (or a one-day prediction) starts.
+    ordinals = session_ordinals(dates.to_list())
     for t in range(d):
-        if t >= WINDOW and (t - WINDOW) % step == 0:
+        if t >= WINDOW and ordinals[t] % step == 0:
             g = _graph(r1[t - WINDOW + 1 : t + 1])
             last = g
             built += 1

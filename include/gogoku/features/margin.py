@@ -3,20 +3,42 @@
 Timing: a weekly record is dated at the week's last session (`Date`) and published after the close of
 the 2nd business day after it, so it is usable from the 3rd session after `Date` (exchange calendar,
 holidays included). Volumes are compared with the stock's 20-session average daily volume at the row
-(ADV20 from daily quotes, the row's own bar included, which contract 6 allows).
+(ADV20 from daily quotes, the row's own bar included, which the as-of rule of docs/data.md allows).
 `is_borrowable` is listed_info's MarginCode == "2" (loanable issue) in the snapshot in force.
+
+Bounded memory (gogoku.features.memory; rows dated by the record's Date): a record attaches only
+while it became usable at most MAX_AGE_DAYS = 21 days before the row (three weeks: a stock that
+left the weekly statistics gets nulls, not its last record forever); week-over-week changes compare
+with the previous record only when it is dated at most PREV_MAX_DAYS = 14 days earlier (one missing
+week); `margin_*_z52` take the last 52 records dated within Z_MAX_DAYS = 358 days of the record (52
+weekly records span 357 days), at least 8.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from gogoku.features._asof import asof_attach, cs_z, ratio, session_index, session_shift, ts_z
+from gogoku.features._asof import (
+    asof_attach,
+    cs_z,
+    prev_within,
+    ratio,
+    recent_ts_z,
+    session_index,
+    session_shift,
+)
+from gogoku.features.memory import PUBLICATION_LAG_DAYS
 
 REQUIRED = ("Date", "Code", "LongMarginTradeVolume", "ShortMarginTradeVolume", "LongNegotiableMarginTradeVolume",
             "ShortStandardizedMarginTradeVolume")
 Z_WINDOW = 52
+Z_MIN_SAMPLES = 8
 PUBLISH_LAG_SESSIONS = 3  # published after the close of Date + 2 sessions -> usable one session later
+MAX_AGE_DAYS = 21
+PREV_MAX_DAYS = 14
+Z_MAX_DAYS = 358
+# The most calendar days before a row that its margin_* features read (record Date).
+MEMORY_DAYS = PUBLICATION_LAG_DAYS + MAX_AGE_DAYS + max(Z_MAX_DAYS, PREV_MAX_DAYS)
 
 _WEEKLY = ("margin_long_short_ratio", "margin_imbalance", "margin_long_wow", "margin_short_wow",
            "margin_long_z52", "margin_short_z52", "margin_ratio_z52", "margin_imbalance_chg",
@@ -48,20 +70,21 @@ def weekly_margin_table(weekly: pl.LazyFrame) -> pl.LazyFrame:
             ratio(short, long_).alias("_sl"),
             ratio(pl.col("LongNegotiableMarginTradeVolume"), long_).alias("margin_long_neg_share"),
             ratio(pl.col("ShortStandardizedMarginTradeVolume"), short).alias("margin_short_std_share"),
-            long_.shift(1).over("Code").alias("_long_prev"),
-            short.shift(1).over("Code").alias("_short_prev"),
+            prev_within(long_, "Date", PREV_MAX_DAYS, "Code").alias("_long_prev"),
+            prev_within(short, "Date", PREV_MAX_DAYS, "Code").alias("_short_prev"),
         )
         .with_columns(
             (ratio(long_, pl.col("_long_prev")) - 1.0).alias("margin_long_wow"),
             (ratio(short, pl.col("_short_prev")) - 1.0).alias("margin_short_wow"),
-            ts_z(long_, Z_WINDOW, 8).over("Code").alias("margin_long_z52"),
-            ts_z(short, Z_WINDOW, 8).over("Code").alias("margin_short_z52"),
-            ts_z(pl.col("_sl"), Z_WINDOW, 8).over("Code").alias("margin_ratio_z52"),
-            pl.col("margin_imbalance").diff().over("Code").alias("margin_imbalance_chg"),
+            (pl.col("margin_imbalance") - prev_within(pl.col("margin_imbalance"), "Date", PREV_MAX_DAYS, "Code"))
+            .alias("margin_imbalance_chg"),
             (long_ - pl.col("_long_prev")).alias("_long_chg"),
             (short - pl.col("_short_prev")).alias("_short_chg"),
         )
     )
+    for name, x in (("margin_long_z52", long_), ("margin_short_z52", short), ("margin_ratio_z52", pl.col("_sl"))):
+        t = recent_ts_z(t, x, name, date="Date", by="Code", window=Z_WINDOW, min_samples=Z_MIN_SAMPLES,
+                        max_days=Z_MAX_DAYS)
     return session_shift(t, "Date", PUBLISH_LAG_SESSIONS, "_eff").rename(
         {"Date": "_rec", "LongMarginTradeVolume": "_long", "ShortMarginTradeVolume": "_short"}
     )
@@ -70,7 +93,8 @@ def weekly_margin_table(weekly: pl.LazyFrame) -> pl.LazyFrame:
 def add_margin_features(lf: pl.LazyFrame, weekly: pl.LazyFrame, listed: pl.LazyFrame | None = None) -> pl.LazyFrame:
     """Add `MARGIN_FEATURES` to (Code, Date) rows carrying AdjustmentVolume; sorted by (Code, Date) after."""
     table = weekly_margin_table(weekly)
-    lf = asof_attach(lf, table, "_eff", "Code", ["_rec", "_long", "_short", "_long_chg", "_short_chg", *_WEEKLY])
+    lf = asof_attach(lf, table, "_eff", "Code", ["_rec", "_long", "_short", "_long_chg", "_short_chg", *_WEEKLY],
+                     max_age_days=MAX_AGE_DAYS)
     lf = lf.sort("Code", "Date").with_columns(adv20().alias("_adv"))
     adv = pl.col("_adv")
     lf = session_index(session_index(lf, "Date", "_di"), "_rec", "_ri").with_columns(

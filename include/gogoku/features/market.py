@@ -1,9 +1,21 @@
-"""TOPIX market features `mkt_*` (one row per Date) and stock x market features (reference section 3).
+"""TOPIX market features `mkt_*` (one row per Date) and stock x market features.
 
 The TOPIX series is known at the close of its Date, so a market row joins on the same Date.
-Time-series z-scores `mkt_*_z` use a 252-session window with at least 126 observations. The
-indicators (EMA, ATR, RSI, ADX, MACD, Bollinger) are those of `gogoku.features.technical`
-(TA-Lib's definitions) run over the single TOPIX series.
+The indicators (EMA, ATR, RSI, ADX, MACD, Bollinger) are those of `gogoku.features.technical`
+(TA-Lib's definitions; EMA60 and EMA200 windowed over 250 sessions) run over the single TOPIX series.
+
+Bounded memory (gogoku.features.memory): a row of D reads at most MEMORY_SESSIONS = 260 TOPIX
+sessions. Time-series z-scores `mkt_*_z` (and the sector group's) take the last Z_WINDOW = 240 values
+(at least 126) of inputs that read at most Z_INPUT_SESSIONS = 21 sessions each: 240 + 21 - 1 = 260.
+Their inputs are therefore seed-free: `mkt_natr_14_z` is the z-score of the NATR with a 14-session
+SIMPLE mean of the true range, `mkt_rsi_14_z` of Cutler's RSI (14-session simple means of the gains
+and losses), `mkt_ema_gap_5_20_z` of the gap of EWMA5 / EWMA20 windowed over 21 sessions. With
+TA-Lib's Wilder / EMA recursions as inputs, the oldest values of the z window (240 sessions back)
+would still carry their seed (a Wilder 14 needs about 220 sessions to forget it below 1e-7), i.e.
+depend on data up to 460 sessions back. The alternative, a longer TOPIX history for this group
+only, would keep TA-Lib's inputs but needs the dataset build to pass TOPIX from before its lookback
+(it cuts TOPIX where the quotes start) and a cache (and a plan) holding that history; the seed-free
+inputs measure the same volatility, momentum and trend regimes within the memory every other group has.
 """
 
 from __future__ import annotations
@@ -11,16 +23,31 @@ from __future__ import annotations
 import polars as pl
 
 from gogoku.features.price import ANNUALIZE, window
-from gogoku.features.technical import add_adx, add_atr, add_macd, add_rsi, add_seeded_ewm, bbands_pct_b_bw
+from gogoku.features.technical import (
+    WINDOWED_EMAS,
+    add_adx,
+    add_atr,
+    add_macd,
+    add_rsi,
+    add_seeded_ewm,
+    add_windowed_ewm,
+    bbands_pct_b_bw,
+    rsi_from_averages,
+    true_range,
+)
 
 MKT_RETURN_WINDOWS = (1, 5, 10, 20, 60)
 MKT_EMA_WINDOWS = (5, 20, 60, 200)
-Z_WINDOW = 252
+Z_WINDOW = 240
 Z_MIN_SAMPLES = 126
+# The most sessions an input of a time-series z-score reads (a 20-session return or volatility).
+Z_INPUT_SESSIONS = 21
 Z_SOURCES = (
     "mkt_ret_1d", "mkt_ret_5d", "mkt_ret_20d", "mkt_vol_20d", "mkt_bb_bw", "mkt_natr_14", "mkt_rsi_14",
     "mkt_ema_gap_5_20",
 )
+# The seed-free input of the z-score of a smoothed series (see the module docstring).
+Z_INPUTS = {"mkt_natr_14": "_z_natr_14", "mkt_rsi_14": "_z_rsi_14", "mkt_ema_gap_5_20": "_z_ema_gap_5_20"}
 
 MARKET_FEATURES: tuple[str, ...] = (
     *[f"mkt_ret_{h}d" for h in MKT_RETURN_WINDOWS],
@@ -97,7 +124,20 @@ def market_features(topix: pl.LazyFrame) -> pl.LazyFrame:
         )
     )
     for n in MKT_EMA_WINDOWS:
-        lf = add_seeded_ewm(lf, "Close", f"_ema{n}", n, 2.0 / (n + 1), by=None)
+        if n in WINDOWED_EMAS:
+            lf = add_windowed_ewm(lf, "Close", f"_ema{n}", n, by=None)
+        else:
+            lf = add_seeded_ewm(lf, "Close", f"_ema{n}", n, 2.0 / (n + 1), by=None)
+    # The z-scores' seed-free inputs: windows of at most Z_INPUT_SESSIONS closes.
+    for n in (5, 20):
+        lf = add_windowed_ewm(lf, "Close", f"_wema{n}", n, Z_INPUT_SESSIONS, by=None)
+    prev = c.shift(1)
+    lf = lf.with_columns(
+        (100.0 * true_range("High", "Low", "Close", None).rolling_mean(14) / c).alias(Z_INPUTS["mkt_natr_14"]),
+        rsi_from_averages((c - prev).clip(lower_bound=0.0).rolling_mean(14),
+                          (prev - c).clip(lower_bound=0.0).rolling_mean(14)).alias(Z_INPUTS["mkt_rsi_14"]),
+        (pl.col("_wema5") / pl.col("_wema20") - 1.0).alias(Z_INPUTS["mkt_ema_gap_5_20"]),
+    )
     lf = add_atr(lf, "High", "Low", "Close", 14, "_atr14", by=None)
     lf = add_rsi(lf, "Close", 14, "mkt_rsi_14", by=None)
     lf = add_adx(lf, "High", "Low", "Close", 14, adx="mkt_adx_14", by=None)
@@ -114,7 +154,7 @@ def market_features(topix: pl.LazyFrame) -> pl.LazyFrame:
         (pl.col("_macd_hist") / c).alias("mkt_macd_hist_norm"),
         flag(ret1.abs() >= 2.0 * ret1.rolling_std(60)).alias("mkt_big_move"),
     )
-    lf = lf.with_columns(*[ts_zscore(col).alias(f"{col}_z") for col in Z_SOURCES])
+    lf = lf.with_columns(*[ts_zscore(Z_INPUTS.get(col, col)).alias(f"{col}_z") for col in Z_SOURCES])
     lf = lf.with_columns(
         flag(c > pl.col("_ema200")).alias("mkt_bull_200"),
         flag(pl.col("mkt_ema_gap_5_20") > 0).alias("mkt_trend_up"),

@@ -1,8 +1,8 @@
 """Nikkei 225 index-option features `opt_*` (standard plan and above), one row per Date.
 
 The day's option bars, settlement and implied volatilities are end-of-day values (the derivatives
-day session closes after the cash close), so a row dated T is usable from the next session (T+1),
-like the reference. Every stock of a date gets the same values.
+day session closes after the cash close), so a row dated T is usable from the next session (T+1).
+Every stock of a date gets the same values.
 
 Per date: the contract months with a last trading day after the date are ranked by expiry; near = the
 first, next = the second. ATM IV = mean of the put and call IV at the strike nearest the underlying;

@@ -1,12 +1,14 @@
-"""Price and volume features per Code from ADJUSTED daily bars (reference section 3, price group).
+"""Price and volume features per Code from ADJUSTED daily bars (the price group).
 
 Input: v1 daily_quotes rows sorted by (Code, Date), one row per traded day (rows with a null
 AdjustmentClose dropped beforehand). Every window runs over a Code's own rows with `.over(by)`, so a
 window of n means n trading sessions of that stock. Windows are null until filled (min_samples =
-window); `is_*_valid` flags mark the long windows. Unprefixed names follow the reference.
+window); `is_*_valid` flags mark the long windows. The price group's names carry no group prefix.
 
 The technical indicators (SMA, EMA, RSI, ATR, ADX, MACD, Bollinger, stochastic, MFI) come from
-`gogoku.features.technical` and follow TA-Lib. Only bars up to each row's Date are used.
+`gogoku.features.technical` and follow TA-Lib, but for EMA60 and EMA200 (and so `price_to_ema60`,
+`price_to_ema200`, `is_ema200_valid`), windowed EWMAs over 250 sessions. Only bars up to each row's
+Date are used, and at most the last 253 of them (`mom_12_1`; gogoku.features.memory).
 """
 
 from __future__ import annotations

@@ -1,10 +1,15 @@
-"""Sector membership (as of each row's Date) and sector features `sec_*` (reference section 3).
+"""Sector membership (as of each row's Date) and sector features `sec_*`.
 
-Unlike the reference (its defect 7), sector rolling windows run over a DAILY SECTOR SERIES: the
-members' returns are first reduced to one row per (Date, Sector33Code) (the median return, the
-equal-weight mean, breadth and dispersion of that day's members), the windows run over that series
-sorted by Date, and the result joins back on (Date, Sector33Code). There is no target encoding of
-the sector. `z_in_sec_*` are cross-sectional z-scores among the members of a sector on one Date.
+Sector rolling windows run over a DAILY SECTOR SERIES, never over the members' stacked rows (where
+a window of n rows would mix stocks and cover an unknown number of days): the members' returns are
+first reduced to one row per (Date, Sector33Code) (the median return, the equal-weight mean, breadth
+and dispersion of that day's members), the windows run over that series sorted by Date, and the
+result joins back on (Date, Sector33Code). There is no target encoding of the sector. `z_in_sec_*`
+are cross-sectional z-scores among the members of a sector on one Date.
+
+Bounded memory (gogoku.features.memory): the longest windows are the time-series z-scores
+`sec_vol_20_z` and `sec_ret_20d_z` (`gogoku.features.market.Z_WINDOW` = 240 daily values of 20-session
+statistics: 260 sessions of the sector series).
 """
 
 from __future__ import annotations

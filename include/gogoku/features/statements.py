@@ -7,11 +7,26 @@ profit), progress of cumulative actuals against the forecast in force for the sa
 forecast revisions (forecast-only `EarnForecastRevision` rows update the guidance and keep the
 actuals), days since the last statement / revision, validity flags and a few `_cs_z` columns.
 
-As-of rule (DESIGN contract 6): a disclosure is usable from `gogoku.calendar.with_effective_date`
-(the same business day if disclosed before that day's close, 11:30 on half days, else the next
-business day); rows take the latest disclosure effective on or before their Date. Each field is the
-latest non-null value disclosed so far, so a forecast-only revision does not blank the last reported
-actuals.
+As-of rule (docs/data.md, "Dataset schema and the as-of rule"): a disclosure is usable from
+`gogoku.calendar.with_effective_date` (the same business day if disclosed before that day's close,
+11:30 on half days, else the next business day); rows take the latest disclosure effective on or
+before their Date. Each field is the latest non-null value disclosed so far, so a forecast-only
+revision does not blank the last reported actuals.
+
+Bounded memory (gogoku.features.memory; statements are dated by DisclosedDate, effective at most
+PUBLICATION_LAG_DAYS later): reports are quarterly, so
+- a report (and, in the small group, each field's latest value) attaches only while its effective
+  date is at most REPORT_MAX_AGE_DAYS = 200 days before the row (two quarters: a company that stopped
+  reporting gets nulls, not its last report forever); the forecast in force likewise;
+- a revision compares a forecast with the previous forecast for the same fiscal year only when that
+  one was effective at most PREV_FORECAST_MAX_DAYS = 180 days before it (200 + 180 + lag <= 600);
+- `stmt_days_since_rev` counts from a revision at most REVISION_MAX_AGE_DAYS = 365 days old (null
+  beyond);
+- YoY (`stmt_*_yoy`, `stmt_op_margin_yoy`, `is_stmt_yoy_valid`) needs last year's report of the same
+  period to be effective at most YOY_MAX_AGE_DAYS = 587 days before the row (FEATURE_MEMORY_DAYS
+  less the publication lag): with reports a year apart, YoY is known while this year's report is up to
+  about 220 days old, so as long as the report itself attaches. Last year's report is taken as it was
+  public when this year's became effective (a later correction of it does not reach back).
 """
 
 from __future__ import annotations
@@ -22,7 +37,16 @@ from collections.abc import Collection
 import polars as pl
 
 from gogoku.calendar import with_effective_date
-from gogoku.features._asof import asof_attach, cs_z, ratio
+from gogoku.features._asof import asof_attach, cs_z, prev_within, ratio
+from gogoku.features.memory import FEATURE_MEMORY_DAYS, PUBLICATION_LAG_DAYS
+
+REPORT_MAX_AGE_DAYS = 200
+PREV_FORECAST_MAX_DAYS = 180
+REVISION_MAX_AGE_DAYS = 365
+YOY_MAX_AGE_DAYS = FEATURE_MEMORY_DAYS - PUBLICATION_LAG_DAYS
+# The most calendar days before a row that its statement features read (DisclosedDate).
+MEMORY_DAYS = PUBLICATION_LAG_DAYS + max(REPORT_MAX_AGE_DAYS + PREV_FORECAST_MAX_DAYS, REVISION_MAX_AGE_DAYS,
+                                         YOY_MAX_AGE_DAYS)
 
 STATEMENT_FIELDS = ("NetSales", "OperatingProfit", "ForecastOperatingProfit", "EquityToAssetRatio")
 REQUIRED = ("DisclosedDate", "DisclosedTime", "LocalCode", "DisclosureNumber", *STATEMENT_FIELDS)
@@ -49,18 +73,22 @@ def add_statement_features(
         )
         .rename({"LocalCode": "Code"})
         .sort("Code", "_eff", "DisclosedDate", "DisclosedTime", "DisclosureNumber")
-        .with_columns(pl.col(STATEMENT_FIELDS).cast(pl.Float64).forward_fill().over("Code"))
+        .with_columns(pl.col(STATEMENT_FIELDS).cast(pl.Float64))
+        # Each field's latest value and the date it became effective (a value too old is dropped below).
+        .with_columns(
+            *[pl.when(pl.col(f).is_not_null()).then(pl.col("_eff")).forward_fill().over("Code").alias(f"_eff_{f}")
+              for f in STATEMENT_FIELDS],
+            pl.col(STATEMENT_FIELDS).forward_fill().over("Code"),
+        )
         .unique(["Code", "_eff"], keep="last", maintain_order=True)
         .sort("_eff")
     )
-    lf = lf.sort("Date").join_asof(
-        stmts.select("Code", "_eff", *STATEMENT_FIELDS),
-        left_on="Date",
-        right_on="_eff",
-        by="Code",
-        strategy="backward",
-        check_sortedness=False,
-    )
+    lf = asof_attach(lf, stmts, "_eff", "Code", [*STATEMENT_FIELDS, *[f"_eff_{f}" for f in STATEMENT_FIELDS]],
+                     max_age_days=REPORT_MAX_AGE_DAYS)
+    lf = lf.with_columns(
+        pl.when((pl.col("Date") - pl.col(f"_eff_{f}")).dt.total_days() <= REPORT_MAX_AGE_DAYS).then(pl.col(f)).alias(f)
+        for f in STATEMENT_FIELDS
+    ).drop([f"_eff_{f}" for f in STATEMENT_FIELDS])
     sales, op, fop = pl.col("NetSales"), pl.col("OperatingProfit"), pl.col("ForecastOperatingProfit")
     return (
         lf.with_columns(
@@ -132,16 +160,29 @@ def _statement_tables(
         (pl.col("CurrentPeriodEndDate").dt.year() * 12 + pl.col("CurrentPeriodEndDate").dt.month()).alias("_pk"),
         pl.col("TypeOfCurrentPeriod").replace_strict(_QUARTERS, default=None, return_dtype=pl.Float64).alias("_q"),
     )
-    prev = act.select(
-        "Code", "TypeOfCurrentPeriod", (pl.col("_pk") + 12).alias("_pk"), pl.col("_eff").alias("_eff_ly"),
-        pl.col("NetSales").alias("_sales_ly"), pl.col("OperatingProfit").alias("_op_ly"), pl.col("Profit").alias("_np_ly"),
-    ).unique(["Code", "TypeOfCurrentPeriod", "_pk"], keep="last", maintain_order=True)
-    act = act.join(prev, on=["Code", "TypeOfCurrentPeriod", "_pk"], how="left", maintain_order="left")
-    known = pl.col("_eff_ly") <= pl.col("_eff")  # last year's report must already be public
+    # Last year's report of the same period, as it was public when this report became effective: the
+    # latest version effective on or before this one's `_eff` (a correction of last year's report
+    # published later must not change, or blank, this report's YoY).
+    ly_keys = ["Code", "TypeOfCurrentPeriod", "_pk"]
+    prev = (
+        act.select(
+            "Code", "TypeOfCurrentPeriod", (pl.col("_pk") + 12).alias("_pk"), pl.col("_eff").alias("_eff_ly"),
+            pl.col("NetSales").alias("_sales_ly"), pl.col("OperatingProfit").alias("_op_ly"),
+            pl.col("Profit").alias("_np_ly"),
+        )
+        .drop_nulls(ly_keys)
+        .unique([*ly_keys, "_eff_ly"], keep="last", maintain_order=True)
+        .sort("_eff_ly")
+    )
+    act = (
+        act.with_row_index("_row_ly")
+        .sort("_eff")
+        .join_asof(prev, left_on="_eff", right_on="_eff_ly", by=ly_keys, strategy="backward", check_sortedness=False)
+        .sort("_row_ly")
+        .drop("_row_ly")
+    )
     annual = 4.0 / pl.col("_q")
     act = act.with_columns(
-        *[pl.when(known).then(pl.col(c)).alias(c) for c in ("_sales_ly", "_op_ly", "_np_ly")],
-    ).with_columns(
         _growth("NetSales", "_sales_ly").alias("stmt_sales_yoy"),
         _growth("OperatingProfit", "_op_ly").alias("stmt_op_yoy"),
         _growth("Profit", "_np_ly").alias("stmt_np_yoy"),
@@ -169,17 +210,27 @@ def _statement_tables(
         ],
     ).filter(pl.col("_f_NetSales").is_not_null() | pl.col("_f_OperatingProfit").is_not_null())
     fc = fc.with_columns(
-        *[pl.col(f"_f_{k}").shift(1).over("Code", "_fc_fy").alias(f"_p_{k}") for k in ("NetSales", "OperatingProfit", "Profit")]
+        *[prev_within(pl.col(f"_f_{k}"), "_eff", PREV_FORECAST_MAX_DAYS, ["Code", "_fc_fy"]).alias(f"_p_{k}")
+          for k in ("NetSales", "OperatingProfit", "Profit")]
     ).with_columns(
         _growth("_f_NetSales", "_p_NetSales").alias("stmt_rev_sales"),
         _growth("_f_OperatingProfit", "_p_OperatingProfit").alias("stmt_rev_op"),
         _growth("_f_Profit", "_p_Profit").alias("stmt_rev_np"),
         ratio(pl.col("_f_OperatingProfit"), pl.col("_f_NetSales")).alias("stmt_fc_op_margin"),
-        pl.when(pl.col("_is_rev")).then(pl.col("_eff")).alias("_rev_eff"),
-    ).with_columns(
-        pl.col("_rev_eff").forward_fill().over("Code"),
     ).unique(["Code", "_eff"], keep="last", maintain_order=True).rename({"_eff": "_eff_f"})
     return act, fc
+
+
+def _revisions(statements: pl.LazyFrame, half_days: Collection[dt.date] = ()) -> pl.LazyFrame:
+    """Per Code, the effective dates of its forecast revisions (`_rev_eff`)."""
+    s = with_effective_date(
+        statements.select(FULL_REQUIRED), "DisclosedDate", "DisclosedTime", out_col="_rev_eff", half_days=half_days
+    ).rename({"LocalCode": "Code"})
+    revision = pl.col("TypeOfDocument").str.contains("ForecastRevision") | (
+        pl.col("NetSales").is_null() & pl.col("OperatingProfit").is_null() & pl.col("Profit").is_null()
+    )
+    forecast = pl.any_horizontal(pl.col(c).is_not_null() for c in ("ForecastNetSales", "ForecastOperatingProfit"))
+    return s.filter(revision.fill_null(False) & forecast).select("Code", "_rev_eff").unique()
 
 
 def add_statement_features_full(
@@ -196,11 +247,19 @@ def add_statement_features_full(
     act_cols = [c for c in STATEMENT_FULL_FEATURES if c.startswith(("stmt_sales_yoy", "stmt_op_yoy", "stmt_np_yoy",
                 "stmt_op_margin", "stmt_np_margin", "stmt_roe", "stmt_roa", "stmt_equity", "stmt_quarter"))
                 and not c.endswith("_cs_z")]
-    act_cols += ["is_stmt_yoy_valid", "_act_fy", "_a_sales", "_a_op", "_a_np"]
-    fc_cols = ["stmt_rev_sales", "stmt_rev_op", "stmt_rev_np", "stmt_fc_op_margin", "_rev_eff", "_fc_fy",
+    act_cols += ["is_stmt_yoy_valid", "_act_fy", "_a_sales", "_a_op", "_a_np", "_eff_ly"]
+    fc_cols = ["stmt_rev_sales", "stmt_rev_op", "stmt_rev_np", "stmt_fc_op_margin", "_fc_fy",
                "_f_NetSales", "_f_OperatingProfit", "_f_Profit"]
-    lf = asof_attach(lf, act, "_eff", "Code", act_cols)
-    lf = asof_attach(lf, fc, "_eff_f", "Code", fc_cols)
+    lf = asof_attach(lf, act, "_eff", "Code", act_cols, max_age_days=REPORT_MAX_AGE_DAYS)
+    lf = asof_attach(lf, fc, "_eff_f", "Code", fc_cols, max_age_days=REPORT_MAX_AGE_DAYS)
+    lf = asof_attach(lf, _revisions(statements, half_days), "_rev_eff", "Code", [],
+                     max_age_days=REVISION_MAX_AGE_DAYS)
+    # YoY only while last year's report is within the memory (see the module docstring).
+    yoy_known = (pl.col("Date") - pl.col("_eff_ly")).dt.total_days() <= YOY_MAX_AGE_DAYS
+    lf = lf.with_columns(
+        pl.when(yoy_known).then(pl.col(c)).alias(c)
+        for c in ("stmt_sales_yoy", "stmt_op_yoy", "stmt_np_yoy", "stmt_op_margin_yoy", "is_stmt_yoy_valid")
+    )
     same_fy = pl.col("_act_fy") == pl.col("_fc_fy")
     last = pl.max_horizontal("_eff", "_eff_f")
     lf = lf.with_columns(
@@ -215,7 +274,7 @@ def add_statement_features_full(
     )
     return (
         lf.with_columns(*[cs_z(c) for c in _CS_Z])
-        .drop("_eff", "_eff_f", "_act_fy", "_a_sales", "_a_op", "_a_np", "_rev_eff", "_fc_fy",
+        .drop("_eff", "_eff_f", "_act_fy", "_a_sales", "_a_op", "_a_np", "_rev_eff", "_fc_fy", "_eff_ly",
               "_f_NetSales", "_f_OperatingProfit", "_f_Profit")
         .sort("Code", "Date")
     )

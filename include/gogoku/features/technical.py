@@ -1,4 +1,5 @@
-"""Technical indicators as polars expressions, defined as TA-Lib defines them (reference section 3).
+"""Technical indicators as polars expressions, defined as TA-Lib defines them, but for the long EMAs,
+which are windowed to keep the features' memory bounded.
 
 Every indicator runs over one series: a Code's own rows with `.over(by)` (rows sorted by
 (Code, Date)), or a whole frame with by=None (the TOPIX series). Values are Float64 here; the
@@ -6,7 +7,14 @@ dataset build casts them to Float32. Each one is null until its window is full o
 seeded, and matches TA-Lib on the same series once the seeds of the recursions have decayed (the
 unit tests check 1e-6 relative after 250 rows, on real daily and hourly bars):
 
-- SMA(n); EMA(n): seeded with the SMA of the first n values, then alpha = 2/(n+1).
+- SMA(n); EMA(n) for n in (5, 10, 20): seeded with the SMA of the first n values, then alpha = 2/(n+1).
+- EMA(60), EMA(200) (`WINDOWED_EMAS`): NOT TA-Lib's. TA-Lib's recursion never forgets its seed:
+  0.99^282 = 6 % of an EMA200's weight sits on its first value after 282 sessions, so the value of a
+  day depended on where the series started (a full build and the build of that day alone disagreed
+  by up to 4 %; EMA60 by 3e-5). They are windowed EWMAs over the last `EWMA_WINDOW` = 250 rows
+  (`add_windowed_ewm`): y_t = sum_{i<K} w^i x_{t-i} / sum_{i<K} w^i over the non-null x of the
+  window, w = 1 - 2/(n+1), null until the window holds n values (as TA-Lib is null before its seed).
+  The weight the window leaves out is w^250: 8 % for EMA200, 2e-4 for EMA60; tested by hand.
 - RSI(n), ATR(n): Wilder smoothing (alpha = 1/n) seeded with the mean of the first n gains/losses
   or true ranges (the first true range needs a previous close, so both start at row n).
 - ADX(n), +DI(n), -DI(n): Wilder running sums of +DM, -DM and TR seeded with the SUM of the first
@@ -36,8 +44,12 @@ from __future__ import annotations
 
 import polars as pl
 
+from gogoku.features.memory import EWMA_WINDOW
+
 SMA_WINDOWS = (5, 10, 20, 60, 120)
 EMA_WINDOWS = (5, 10, 20, 60, 200)
+# The EMAs whose TA-Lib seed would still weigh more than float tolerance at the memory bound.
+WINDOWED_EMAS = (60, 200)
 # TA-Lib's TA_EPSILON, used relative to the operands' magnitude (its TA_IS_ZERO_SCALED).
 TIE_EPSILON = 1e-14
 
@@ -94,6 +106,25 @@ def add_seeded_ewm(
         window(pl.col(tmp).ewm_mean(alpha=alpha, adjust=False, ignore_nulls=True).forward_fill(), by)
         .alias(out)
     ).drop(tmp)
+
+
+def add_windowed_ewm(lf: pl.LazyFrame, src: str, out: str, n: int, size: int = EWMA_WINDOW,
+                     by: str | None = "Code") -> pl.LazyFrame:
+    """Add `out`: the EWMA of `src` with w = 1 - 2/(n+1) over the last `size` rows only,
+
+        y_t = sum_{i<size} w^i x_{t-i} / sum_{i<size} w^i   (both sums over the non-null x),
+
+    null until the window holds n non-null values. Each value is a weighted sum of its own window, so
+    it depends on the last `size` rows whatever came before them.
+    """
+    w = 1.0 - 2.0 / (n + 1)
+    weights = [w ** (size - 1 - j) for j in range(size)]  # oldest first: the current row weighs 1
+    x = pl.col(src)
+    seen = x.is_not_null()
+    num = window(x.fill_null(0.0).rolling_sum(size, weights=weights, min_samples=1), by)
+    den = window(seen.cast(pl.Float64).rolling_sum(size, weights=weights, min_samples=1), by)
+    count = window(seen.cast(pl.Int64).rolling_sum(size, min_samples=1), by)
+    return lf.with_columns(pl.when(count >= n).then(num / den).alias(out))
 
 
 def true_range(high: str, low: str, close: str, by: str | None) -> pl.Expr:
@@ -254,7 +285,10 @@ def add_technical_features(
         mfi(high, low, close, volume, 14, by).alias("mfi_14"),
     )
     for n in EMA_WINDOWS:
-        lf = add_seeded_ewm(lf, close, f"ema_{n}", n, 2.0 / (n + 1), by)
+        if n in WINDOWED_EMAS:
+            lf = add_windowed_ewm(lf, close, f"ema_{n}", n, by=by)
+        else:
+            lf = add_seeded_ewm(lf, close, f"ema_{n}", n, 2.0 / (n + 1), by)
     lf = add_rsi(lf, close, 2, "rsi_2", by)
     lf = add_rsi(lf, close, 14, "rsi_14", by)
     lf = add_atr(lf, high, low, close, 14, "atr_14", by)
