@@ -381,7 +381,8 @@ def build_dataset(
 
     pieces: dict[str, pl.DataFrame] = {}
     if spec.graph_step is not None:
-        g = graph.graph_features(q.select("Code", "Date", "AdjustmentClose").collect(), step=spec.graph_step)
+        g = graph.graph_features(q.select("Code", "Date", "AdjustmentClose").collect(), step=spec.graph_step,
+                                 start=start)
         pieces["graph"] = piece(keys.join(g.lazy(), on=list(KEYS), how="left", maintain_order="left"),
                                 graph.GRAPH_FEATURES, "graph")
         del g

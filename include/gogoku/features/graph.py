@@ -20,6 +20,8 @@ peers of the graph in force, using the peers' returns up to the row's own date o
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
 import logging
 import time
 import warnings
@@ -180,11 +182,12 @@ def _peer_mean(values: np.ndarray, peers: np.ndarray) -> np.ndarray:
         return np.nanmean(got, axis=2)
 
 
-def graph_features(prices: pl.DataFrame, step: int = DEFAULT_STEP) -> pl.DataFrame:
+def graph_features(prices: pl.DataFrame, step: int = DEFAULT_STEP, start: dt.date | None = None) -> pl.DataFrame:
     """(Code, Date) + `GRAPH_FEATURES` (Float32) from (Code, Date, AdjustmentClose) rows.
 
     Dates are those present in `prices` (the sessions); a code's return on a date is its close over
-    its close on the previous session in the frame (NaN when either is missing).
+    its close on the previous session in the frame (NaN when either is missing). With `start`, only
+    the rows from `start` on are filled (the graphs in force from then; earlier ones are not built).
     """
     t0 = time.perf_counter()
     p = prices.select(pl.col("Code").cast(pl.Utf8), "Date", pl.col("AdjustmentClose").cast(pl.Float64)).unique(
@@ -213,9 +216,17 @@ def graph_features(prices: pl.DataFrame, step: int = DEFAULT_STEP) -> pl.DataFra
     built = 0
     # Rebuild days are fixed sessions of the exchange calendar, not counted from the frame's first
     # date: a row's graph features must not depend on where a build (or a one-day prediction) starts.
-    ordinals = session_ordinals(dates.to_list())
+    day_list = dates.to_list()
+    ordinals = session_ordinals(day_list)
+    rebuilds = [t for t in range(WINDOW, d) if ordinals[t] % step == 0]
+    if start is not None:
+        # Only the rows from `start` are wanted: from the graph in force on `start` (rows before it
+        # get none; a build cuts them anyway).
+        first = bisect.bisect_left(day_list, start)
+        rebuilds = [t for t in rebuilds if t >= max([r for r in rebuilds if r <= first], default=0)]
+    rebuild_at = set(rebuilds)
     for t in range(d):
-        if t >= WINDOW and ordinals[t] % step == 0:
+        if t in rebuild_at:
             g = _graph(r1[t - WINDOW + 1 : t + 1])
             last = g
             built += 1
