@@ -12,7 +12,6 @@ import asyncio
 import datetime as dt
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from services import REDIS_URL, redis_available
 
 from gogoku.jquants.client import JQuantsClient
 from gogoku.jquants.ratelimit import RateLimit, limiter_key, redis_limiter
@@ -28,20 +28,11 @@ from gogoku.jquants.server import SimServer
 
 pytestmark = pytest.mark.integration
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "ratelimit.py"
 GOGOKU = str(Path(sys.executable).with_name("gogoku"))
 
 
-def _redis_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-needs_redis = pytest.mark.skipif(not _redis_available(), reason="Redis at 127.0.0.1:6379 is not running")
+needs_redis = pytest.mark.skipif(not redis_available(), reason="Redis at 127.0.0.1:6379 is not running")
 
 
 def _bench() -> Any:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from services import REDIS_URL, redis_available
 
 from gogoku.config import Settings
 from gogoku.errors import GogokuError, InputError
@@ -32,19 +33,10 @@ from gogoku.jquants.ratelimit import (
     shown_limiter_url,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 API = "http://127.0.0.1:9/"
 
 
-def _redis_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-needs_redis = pytest.mark.skipif(not _redis_available(), reason="Redis at 127.0.0.1:6379 is not running")
+needs_redis = pytest.mark.skipif(not redis_available(), reason="Redis at 127.0.0.1:6379 is not running")
 
 
 @pytest.fixture()
@@ -52,7 +44,7 @@ def prefix() -> Iterator[str]:
     """A key prefix of this test alone; its keys are deleted afterwards."""
     name = f"gogoku-test:{uuid.uuid4().hex}"
     yield name
-    if _redis_available():
+    if redis_available():
         import redis
 
         client = redis.Redis.from_url(REDIS_URL)

@@ -33,7 +33,7 @@ from gogoku.storage import Store
 DATASETS = "datasets"
 MANIFEST_SUFFIX = ".manifest.json"
 KEYS = ("Code", "Date")
-# Names that would carry the future into the inputs (the reference's forward returns are feat_ret_*).
+# Names that would carry the future into the inputs (forward returns under a feature-like name, e.g. feat_ret_*).
 LEAKY_PREFIXES = ("target", "feat_ret_", "fwd_", "future_")
 
 

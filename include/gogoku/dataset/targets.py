@@ -22,8 +22,8 @@ def add_targets(
     """Add `target_{h}d` = price h sessions ahead (of the same Code) / price - 1.
 
     Rows must be sorted by (Code, Date) with one row per traded session. The last h rows of each
-    Code (end of its series or of the data) get null: the reference filled them with 0 (its defect
-    4), which invents returns.
+    Code (end of its series or of the data) get null, never 0: a filled zero
+    would invent returns that nobody observed.
     """
     price = pl.col(price_col)
     return lf.lazy().with_columns(

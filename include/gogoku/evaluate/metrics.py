@@ -2,7 +2,7 @@
 (gross and net of trading costs), moving-block bootstrap confidence intervals and IC decay.
 
 Every statistic is per date over the names with both a prediction and a target (nulls and NaNs
-dropped); days with fewer than `min_names` such names are left out (reference: 20).
+dropped); days with fewer than `min_names` such names are left out (default 20).
 
 The h-day long-short portfolio. `target_{h}d` on date t is the return over the h sessions after t,
 so the daily series of h-day long-short returns overlaps h-fold: its mean is fine but its std, its
