@@ -78,6 +78,22 @@ def test_the_day_is_predicted_validated_published_and_monitored(champion: str) -
     assert report["last_prediction"] == "2024-12-27" and "5d" in report["skill"]
 
 
+def test_the_report_shows_the_days_top_and_bottom_names(champion: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # `make run` ends with this command: the model's metrics, then the day's names per horizon.
+    from gogoku.config import Settings
+    from gogoku.predict import show_predictions
+
+    assert run_daily({"date": "2024-12-27"})[0] == "success"  # published already: skipped, still a success
+    shown = show_predictions(Settings.from_env(), dt.date(2024, 12, 27), n=3)
+    frame = pl.read_parquet(shown["uri"])
+    best = frame.sort("rank_5d", nulls_last=True)["Code"][:3].to_list()
+    assert [row[0] for row in shown["horizons"]["5d"]["top"]] == best
+    worst = frame.drop_nulls("rank_5d").sort("rank_5d", descending=True)["Code"][:3].to_list()
+    assert [row[0] for row in shown["horizons"]["5d"]["bottom"]] == worst
+    out = capsys.readouterr().out
+    assert "predictions as of the close of 2024-12-27" in out and " 5d top " in out and " 5d bottom " in out
+
+
 def test_a_scheduled_run_takes_the_previous_session_and_skips_holidays(champion: str) -> None:
     # 08:30 JST on Monday 2025-01-06 (first session of the year): predict as of Monday 2024-12-30's close.
     state, states, results = run_daily(logical_date=dt.datetime(2025, 1, 5, 23, 30, tzinfo=dt.UTC))
