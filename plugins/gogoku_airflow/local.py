@@ -3,7 +3,8 @@
 The CLI's output (stdout and stderr, merged as they happen) streams to the task log line by line.
 Its last JSON line becomes the task's return value (the `return_value` XCom, a dict). Exit status 2
 is the CLI's bad-input answer (a bad argument, a missing file, a configuration error): retrying
-cannot help, so the task fails at once; any other failure is left to the task's retries.
+cannot help, so the task fails at once; any other failure, and an API that kept failing through the
+client's retries (TRANSIENT_MARKERS), is left to the task's retries.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from gogoku_airflow.connection import CLI_ENV_NAMES
 
 TAIL_LINES = 50
 INPUT_ERROR_STATUS = 2  # the CLI's exit status for bad input
+# The CLI exits with the same status when the J-Quants API kept failing (5xx, 429, resets) through the
+# client's own retries ("... still failing after N attempts ...; retry later ..."): not bad input, so the
+# task's retries (minutes later) apply.
+TRANSIENT_MARKERS = ("still failing after",)
 
 
 def find_cli() -> str:
@@ -62,7 +67,7 @@ def failure(argv: Sequence[str], returncode: int, tail: Sequence[str]) -> Airflo
     """The task failure for a CLI that exited non-zero: no retry for bad input (status 2)."""
     message = next((line.strip() for line in reversed(tail) if line.strip()), "no output")
     text = f"{CLI} {argv[0]} exited with status {returncode}: {message}"
-    if returncode == INPUT_ERROR_STATUS:
+    if returncode == INPUT_ERROR_STATUS and not any(marker in message for marker in TRANSIENT_MARKERS):
         return AirflowFailException(f"{text} (bad input or configuration: not retried)")
     return AirflowException(text)
 

@@ -13,7 +13,6 @@ waits for it, so that it never overlaps the tests' own runs, and returns its run
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,6 @@ sys.path.insert(0, str(HERE))  # sched_harness
 sys.path.insert(0, str(HERE.parents[1] / "plugins"))  # gogoku_airflow.plans (no Airflow import)
 
 from sched_harness import (  # noqa: E402
-    REFRESH_DAG,
     AirflowRest,
     Deployment,
     HarnessError,
@@ -32,6 +30,7 @@ from sched_harness import (  # noqa: E402
     missing_services,
     start_deployment,
     start_simulator,
+    unpause_refresh,
 )
 
 
@@ -70,15 +69,4 @@ def rest(deployment: Deployment) -> AirflowRest:
 @pytest.fixture(scope="session")
 def refresh_dag(rest: AirflowRest) -> str | None:
     """Unpause gogoku_cache_refresh and wait for the scheduled run it starts; that run's id (None if none)."""
-    rest.unpause(REFRESH_DAG)
-    deadline = time.monotonic() + 30
-    scheduled: list = []
-    while time.monotonic() < deadline and not scheduled:
-        scheduled = [r for r in rest.dag_runs(REFRESH_DAG) if str(getattr(r.run_type, "value", r.run_type)) == "scheduled"]
-        if not scheduled:
-            time.sleep(1)
-    if not scheduled:
-        return None
-    run_id = scheduled[0].dag_run_id
-    rest.wait_run(REFRESH_DAG, run_id, 240)
-    return run_id
+    return unpause_refresh(rest)

@@ -16,7 +16,8 @@
   (POST /auth/token); its waits poll with a timeout and raise with the run's task states and the tail
   of each failed task's log;
 - `measure_refresh_rate()`: a gogoku_cache_refresh run whose refresh tasks (pool jquants_api) run at
-  once, and the simulator's figures over it (requests, 429s, throughput against the enforced rate).
+  once, and the simulator's figures over it (requests, 429s, throughput against the enforced rate
+  while the tasks wanted the API).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -51,7 +53,11 @@ PG_HOST, PG_PORT, PG_USER = "127.0.0.1", "5432", "postgres"
 REDIS_URL = os.environ.get("GOGOKU_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 SIM_STOCKS = 20
 SIM_SEED = 7
-SIM_START, SIM_END = "2022-06-01", "2025-06-30"
+# Through tomorrow (UTC): the refresh of the latest 08:00 Tokyo that unpausing the DAG starts asks for the
+# sessions just before today, as in production; a cache whose newest file is empty (a range past the
+# simulated market) fails `gogoku monitor` (gogoku.predict.latest_cached_date).
+SIM_START = "2022-06-01"
+SIM_END = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
 # The standard plan's limit (120 requests per 60 s) with the window scaled: RATE_LIMIT per RATE_WINDOW_S.
 # The shared limiter spaces requests window x 1.05 / limit apart, so a longer window leaves more slack
 # (5 % of it) for a busy machine's delays between a reservation and the server.
@@ -502,12 +508,74 @@ def _overlap(intervals: list[tuple[dt.datetime, dt.datetime]]) -> int:
     return most
 
 
-def measure_refresh_rate(rest: AirflowRest, sim: Simulator, *, date: str = "2023-03-01", window_days: int = 28,
+def unpause_refresh(rest: AirflowRest, appear_s: float = 30.0, timeout_s: float = 240.0) -> str | None:
+    """Unpause gogoku_cache_refresh and wait for the scheduled run it starts (catchup off: the latest
+    08:00 Tokyo) to finish, in any state; its run id (None if none came within `appear_s`)."""
+    rest.unpause(REFRESH_DAG)
+    deadline = time.monotonic() + appear_s
+    scheduled: list[Any] = []
+    while time.monotonic() < deadline and not scheduled:
+        scheduled = [r for r in rest.dag_runs(REFRESH_DAG) if _state(r.run_type) == "scheduled"]
+        if not scheduled:
+            time.sleep(1)
+    if not scheduled:
+        return None
+    run_id = scheduled[0].dag_run_id
+    rest.wait_run(REFRESH_DAG, run_id, timeout_s, expect=None)
+    return run_id
+
+
+ANNOUNCE = re.compile(r"request\(s\) to (/\S+)")
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)")
+
+
+def demand_intervals(logs: dict[str, str], samples: list[tuple[float, int, dict[str, int]]]
+                     ) -> dict[str, tuple[float, float]]:
+    """Per refresh task, when it wanted the API: from its client's "N request(s) to <path>" log line
+    (every request of the range is then waiting for the limiter) to the last sample at which its
+    path's count grew (epoch seconds). Tasks that made no request are left out."""
+    found = {}
+    for task_id, text in logs.items():
+        announced, paths = [], set()
+        for line in text.splitlines():
+            match, stamp = ANNOUNCE.search(line), LOG_TIME.match(line)
+            if match and stamp:
+                announced.append(dt.datetime.fromisoformat(stamp.group(1).replace(" ", "T")).timestamp())
+                paths.add(match.group(1))
+        grew = [moment for i, (moment, _, counts) in enumerate(samples) if i and any(
+            counts.get(p, 0) > samples[i - 1][2].get(p, 0) for p in paths)]
+        if announced and grew:
+            found[task_id] = (min(announced), max(grew))
+    return found
+
+
+def rate_while(intervals: list[tuple[float, float]], samples: list[tuple[float, int, dict[str, int]]],
+               at_least: int = 1) -> tuple[float, int]:
+    """(seconds, answered requests) over the polling intervals that lie within at least `at_least` of
+    `intervals` (1: some task wanted the API; 2: two or more shared it)."""
+    seconds, answered = 0.0, 0
+    for (t0, ok0, _), (t1, ok1, _) in zip(samples, samples[1:], strict=False):
+        if sum(1 for first, last in intervals if first <= t0 and t1 <= last) >= at_least:
+            seconds += t1 - t0
+            answered += ok1 - ok0
+    return seconds, answered
+
+
+def measure_refresh_rate(rest: AirflowRest, sim: Simulator, *, date: str = "2022-10-14", window_days: int = 120,
                          plan: str = "premium", timeout_s: float = 300.0, poll_s: float = 0.2) -> dict[str, Any]:
-    """One gogoku_cache_refresh run on `plan` for `date` (an uncached window: every day-by-day source
-    asks once per business day), its refresh tasks 4 at a time (pool jquants_api), all through the
-    shared limiter. The simulator's counters are zeroed first; the rate is that of its 200 answers
-    between the first and the last moment the count moved (polled every `poll_s`)."""
+    """One gogoku_cache_refresh run on `plan` for `date` (an uncached window, before the tests' datasets
+    and their lookback: every day-by-day source asks once per business day, 82 requests each), its
+    refresh tasks 4 at a time (pool jquants_api), all through the shared limiter. Any refresh run still active ends first; then the
+    simulator's counters are zeroed and polled every `poll_s` (answers, and requests per API path).
+
+    `rate_per_s` is the rate of answered requests while some refresh task wanted the API (from its
+    client's "N request(s)" log line to its last answer: `demand_intervals`), `shared_s` the part of that
+    time when two or more did. `overall_rate_per_s` is the rate between the first and the last answer
+    of the run, which also counts the seconds when no task was asking (a task's process starting, the
+    scheduler queuing the next one)."""
+    for run in rest.dag_runs(REFRESH_DAG):
+        if _state(run.state) not in TERMINAL:
+            rest.wait_run(REFRESH_DAG, run.dag_run_id, timeout_s, expect=None)
     previous_plan = rest.get_variable("gogoku_plan_tier")
     pool = rest.pools.get_pool("jquants_api")
     rest.set_variable("gogoku_plan_tier", plan)
@@ -516,13 +584,12 @@ def measure_refresh_rate(rest: AirflowRest, sim: Simulator, *, date: str = "2023
         sim.reset()
         t0 = time.monotonic()
         run_id = rest.trigger(REFRESH_DAG, {"date": date, "window_days": window_days})
-        samples: list[tuple[float, int]] = []
+        samples: list[tuple[float, int, dict[str, int]]] = []
         state = ""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            ok = sim.stats()["statuses"].get("200", 0)
-            if ok and (not samples or ok > samples[-1][1]):
-                samples.append((time.monotonic(), ok))
+            stats = sim.stats()
+            samples.append((time.time(), stats["statuses"].get("200", 0), stats["requests"]))
             state = rest.run_state(REFRESH_DAG, run_id)
             if state in TERMINAL:
                 break
@@ -536,8 +603,14 @@ def measure_refresh_rate(rest: AirflowRest, sim: Simulator, *, date: str = "2023
     tis = [ti for ti in rest.task_instances(REFRESH_DAG, run_id) if ti.task_id.startswith("refresh_")]
     ran = [ti for ti in tis if _state(ti.state) == "success"]
     calls = {ti.task_id: rest.xcom(REFRESH_DAG, run_id, ti.task_id)["api_calls"] for ti in ran}
-    span = samples[-1][0] - samples[0][0] if len(samples) > 1 else 0.0
-    rate = (samples[-1][1] - samples[0][1]) / span if span else 0.0
+    moved = [s for i, s in enumerate(samples) if s[1] and (i == 0 or s[1] > samples[i - 1][1])]
+    span = moved[-1][0] - moved[0][0] if len(moved) > 1 else 0.0
+    overall = (moved[-1][1] - moved[0][1]) / span if span else 0.0
+    demand = demand_intervals({ti.task_id: rest.log(REFRESH_DAG, run_id, ti.task_id, ti.try_number)
+                               for ti in ran if calls[ti.task_id]}, samples)
+    demand_s, demand_ok = rate_while(list(demand.values()), samples)
+    shared_s, shared_ok = rate_while(list(demand.values()), samples, at_least=2)
+    rate = demand_ok / demand_s if demand_s else 0.0
     return {
         "scenario": {"dag": REFRESH_DAG, "run_id": run_id, "plan": plan, "date": date, "window_days": window_days,
                      "server_limit": f"{sim.rate_limit} per {sim.rate_window_s:g}s", "limiter": "redis (shared)",
@@ -551,7 +624,14 @@ def measure_refresh_rate(rest: AirflowRest, sim: Simulator, *, date: str = "2023
         "statuses": stats["statuses"],
         "run_wall_s": round(wall, 1),
         "api_span_s": round(span, 2),
+        "tasks_asking": len(demand),
+        "demand_s": round(demand_s, 2),
+        "demand_requests": demand_ok,
+        "shared_s": round(shared_s, 2),
+        "shared_requests": shared_ok,
         "rate_per_s": round(rate, 3),
+        "overall_rate_per_s": round(overall, 3),
         "plan_rate_per_s": round(sim.rate_per_s, 3),
         "rate_vs_plan": round(rate / sim.rate_per_s, 3),
+        "overall_rate_vs_plan": round(overall / sim.rate_per_s, 3),
     }

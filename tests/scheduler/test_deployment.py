@@ -216,6 +216,36 @@ def test_two_datasets_at_once_each_train_their_own_model(rest: AirflowRest, depl
         assert rest.states(TRAINING_DAG, run_id)["train_fold"] == "skipped"  # LightGBM trains in `train`
 
 
+def test_asset_events_close_together_are_all_consumed(rest: AirflowRest, deployment: Deployment,
+                                                      datasets: dict[str, dict[str, Any]]) -> None:
+    """Both datasets' events again, through POST /api/v2/assets/events a few ms apart (before the scheduler
+    queues a run): every event is consumed by a gogoku_training run. Airflow 3.3.2's own asset manager
+    leaves the second one behind, neither consumed nor queued (plugins/gogoku_airflow/asset_manager.py);
+    the deployment's coalesces them into one run, which trains the newest dataset."""
+    asset = next(a for a in rest.assets.get_assets(name_pattern="gogoku_datasets").assets if a.name == "gogoku_datasets")
+    before = {r.dag_run_id for r in rest.dag_runs(TRAINING_DAG)}
+    ordered = sorted(datasets.values(), key=lambda e: e["start"])
+    posted = [rest.assets.create_asset_event(rest.client.CreateAssetEventsBody(asset_id=asset.id, extra=extra)).id
+              for extra in ordered]
+
+    def consumed() -> dict[int, str] | None:
+        runs = {}
+        for event in rest.assets.get_asset_events(asset_id=asset.id, limit=100).asset_events:
+            created = [r.run_id for r in event.created_dagruns if r.dag_id == TRAINING_DAG]
+            if event.id in posted and created:
+                runs[event.id] = created[0]
+        return runs if set(runs) == set(posted) else None
+
+    by_event = rest.wait_for("a training run for each posted event", consumed, 60,
+                             lambda: str([(r.dag_run_id, run_type(r)) for r in rest.dag_runs(TRAINING_DAG)]))
+    assert not set(by_event.values()) & before
+    for run_id in sorted(set(by_event.values())):
+        rest.wait_run(TRAINING_DAG, run_id, 420)
+        own = sorted(rest.runs.get_upstream_asset_events(TRAINING_DAG, run_id).asset_events, key=lambda e: e.timestamp)
+        assert {e.id for e in own} == {e for e, r in by_event.items() if r == run_id}
+        assert rest.xcom(TRAINING_DAG, run_id, "train")["dataset"] == own[-1].extra["uri"]
+
+
 # ---------------------------------------------------------------- d: retries and alerts
 def test_injected_fault_fails_a_try_and_the_retry_succeeds(rest: AirflowRest, deployment: Deployment,
                                                            refresh_dag: str | None) -> None:
@@ -224,6 +254,7 @@ def test_injected_fault_fails_a_try_and_the_retry_succeeds(rest: AirflowRest, de
     a few seconds later: GOGOKU_RETRY_DELAY_S) succeeds. The run ends in success: no alert. Meanwhile a
     dataset run with `end` before `start` fails for good, without retries: one alert line."""
     sim = deployment.simulator
+    rest.unpause(DATASET_DAG)  # schedule=None: no run of its own
     sim.faults(error=0.99)
     try:
         run_id = rest.trigger(REFRESH_DAG, {"date": "2025-02-05", "window_days": 3})
@@ -262,7 +293,11 @@ def test_cleared_task_reruns_from_the_cache(rest: AirflowRest, deployment: Deplo
     before = rest.xcom(REFRESH_DAG, manual_refresh, task_id)
     assert before["api_calls"] > 0
     sim.reset()
-    body = rest.client.ClearTaskInstancesBody(dry_run=False, dag_run_id=manual_refresh, task_ids=[task_id],
+    from airflow_client.client.models.clear_task_instances_body_task_ids_inner import (
+        ClearTaskInstancesBodyTaskIdsInner as TaskIdsItem,
+    )
+
+    body = rest.client.ClearTaskInstancesBody(dry_run=False, dag_run_id=manual_refresh, task_ids=[TaskIdsItem(task_id)],
                                               only_failed=False, reset_dag_runs=True)
     cleared = rest.tis.post_clear_task_instances(REFRESH_DAG, body).task_instances
     assert [ti.task_id for ti in cleared] == [task_id]
@@ -277,8 +312,15 @@ def test_cleared_task_reruns_from_the_cache(rest: AirflowRest, deployment: Deplo
     entry = after["sources"]["daily_quotes"]
     # Every day of the window is final in the cache: a complete hit, no request to the API.
     assert after["api_calls"] == 0 and entry["hits"] == "complete", after
-    assert entry["uri"] == before["sources"]["daily_quotes"]["uri"]
     assert sim.stats()["total"] == 0
+    # The same rows as the first try's (the file may since hold more: later runs filled the cache around it).
+    first = before["sources"]["daily_quotes"]
+    assert entry["rows"] == first["rows"] > 0
+    assert Path(entry["uri"]).parent == Path(first["uri"]).parent == deployment.data_root / "raw" / "daily_quotes"
+    window = rest.xcom(REFRESH_DAG, manual_refresh, "market_window")
+    days = pl.read_parquet(entry["uri"]).filter(pl.col("Date").is_between(
+        dt.date.fromisoformat(window["start"]), dt.date.fromisoformat(window["end"])))
+    assert days.height == first["rows"] and sorted(days["Date"].unique()) == business_days(window["start"], window["end"])
 
 
 # ---------------------------------------------------------------- f: HPO workers in parallel
@@ -309,11 +351,17 @@ def test_hpo_two_workers_share_one_postgres_study(rest: AirflowRest, deployment:
 # ---------------------------------------------------------------- g: one request budget for every task
 def test_refresh_tasks_share_the_api_budget(rest: AirflowRest, deployment: Deployment,
                                             refresh_dag: str | None) -> None:
+    """4 refresh tasks at once on one budget: no 429, every request answered, and while the tasks
+    wanted the API (two or more of them for most of the requests) the answers came within 10 % of the
+    plan's rate (the limiter aims 5 % below it); the seconds when no task was asking (a task's process
+    starting) are left out of that rate, not out of `overall_rate_vs_plan`."""
     figures = measure_refresh_rate(rest, deployment.simulator)
     print(json.dumps(figures, indent=2))
     assert figures["most_refresh_tasks_at_once"] == figures["scenario"]["pool_slots"] == 4
     assert figures["http_429"] == 0, figures
     assert figures["requests"] == figures["http_200"] == sum(figures["api_calls_per_task"].values())
+    assert figures["tasks_asking"] == len([t for t, n in figures["api_calls_per_task"].items() if n]), figures
+    assert figures["shared_requests"] >= figures["requests"] / 2, figures
     assert 0.9 <= figures["rate_vs_plan"] <= 1.0, figures
 
 
@@ -342,8 +390,8 @@ def test_daily_backfill_over_a_holiday_week(rest: AirflowRest, deployment: Deplo
     stop at `resolve_day` with a log line naming the date and the reason, the rest skipped.
 
     A backfill runs only while its DAG is unpaused: unpausing also makes the scheduler start the run of the
-    latest 08:30 Tokyo (catchup off; a date the simulator has no data for); the DAG is paused again
-    after the backfill, so that later refreshes' asset events start no predictions."""
+    latest 08:30 Tokyo (catchup off; a date the simulator has no data for, so that run fails); the DAG is
+    paused again once every run has ended, so that later refreshes' asset events start no predictions."""
     from airflow_client.client.models.reprocess_behavior import ReprocessBehavior
 
     first, last = dt.datetime(2025, 1, 8, 8, 30, tzinfo=TOKYO), dt.datetime(2025, 1, 14, 8, 30, tzinfo=TOKYO)
@@ -366,6 +414,9 @@ def test_daily_backfill_over_a_holiday_week(rest: AirflowRest, deployment: Deplo
             rest.wait_run(DAILY_DAG, run.dag_run_id, 420)
         rest.wait_for("the backfill completed", lambda: rest.backfills.get_backfill(backfill.id).completed_at, 60,
                       lambda: str(rest.backfills.get_backfill(backfill.id)))
+        # The scheduled run of the latest 08:30 ends too (it fails at daily_features: no data that recent).
+        for run in rest.dag_runs(DAILY_DAG):
+            rest.wait_run(DAILY_DAG, run.dag_run_id, 300, expect=None)
     finally:
         rest.pause(DAILY_DAG)
     moments = {run.logical_date.astimezone(TOKYO): run.dag_run_id for run in found}
