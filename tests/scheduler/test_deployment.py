@@ -382,17 +382,24 @@ def champion(rest: AirflowRest, datasets: dict[str, dict[str, Any]]) -> str:
     return promoted["model"]
 
 
-def test_daily_backfill_over_a_holiday_week(rest: AirflowRest, deployment: Deployment, champion: str) -> None:
+def test_daily_backfill_over_a_holiday_week(rest: AirflowRest, deployment: Deployment, refresh_dag: str | None,
+                                            champion: str) -> None:
     """`POST /api/v2/backfills` of gogoku_daily (scheduled on the refresh's asset OR 08:30 Tokyo: the cron
     part makes it backfillable), Wed 2025-01-08 .. Tue 2025-01-14 at 08:30 Tokyo, no conf: each run
     predicts as of the session before its market date with the champion. The business days publish
     predictions/<D>.parquet and a gogoku_predictions event; Sat, Sun and Mon 13 (Coming of Age Day)
     stop at `resolve_day` with a log line naming the date and the reason, the rest skipped.
 
-    A backfill runs only while its DAG is unpaused: unpausing also makes the scheduler start the run of the
-    latest 08:30 Tokyo (catchup off; a date the simulator has no data for, so that run fails); the DAG is
-    paused again once every run has ended, so that later refreshes' asset events start no predictions."""
+    `monitor` reads realized returns up to 45 days past the newest prediction, as far as the cache has
+    them (gogoku.monitor.run_monitor): a refresh first fills the cache over those weeks, as a
+    production deployment's daily refreshes have. A backfill runs only while its DAG is unpaused:
+    unpausing also makes the scheduler start the run of the latest 08:30 Tokyo (catchup off; without
+    the lookback of raw data it needs, that run fails); the DAG is paused again once every run has
+    ended, so that later refreshes' asset events start no predictions."""
     from airflow_client.client.models.reprocess_behavior import ReprocessBehavior
+
+    refreshed = rest.trigger(REFRESH_DAG, {"date": "2025-02-26", "window_days": 56})  # 2024-12-31 .. 2025-02-25
+    rest.wait_run(REFRESH_DAG, refreshed, 300)
 
     first, last = dt.datetime(2025, 1, 8, 8, 30, tzinfo=TOKYO), dt.datetime(2025, 1, 14, 8, 30, tzinfo=TOKYO)
     business = {dt.date(2025, 1, d): dt.date(2025, 1, d - 1) for d in (8, 9, 10)}  # market date -> D
@@ -414,7 +421,7 @@ def test_daily_backfill_over_a_holiday_week(rest: AirflowRest, deployment: Deplo
             rest.wait_run(DAILY_DAG, run.dag_run_id, 420)
         rest.wait_for("the backfill completed", lambda: rest.backfills.get_backfill(backfill.id).completed_at, 60,
                       lambda: str(rest.backfills.get_backfill(backfill.id)))
-        # The scheduled run of the latest 08:30 ends too (it fails at daily_features: no data that recent).
+        # The scheduled run of the latest 08:30 ends too (it fails at daily_features: no lookback that recent).
         for run in rest.dag_runs(DAILY_DAG):
             rest.wait_run(DAILY_DAG, run.dag_run_id, 300, expect=None)
     finally:

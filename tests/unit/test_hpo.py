@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import subprocess
+import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import optuna
@@ -16,7 +19,7 @@ from test_trainer import DAYS, HORIZONS, SMALL, dataset  # tests/unit is on sys.
 
 from gogoku.dataset.manifest import make_manifest, write_dataset
 from gogoku.errors import InputError
-from gogoku.hpo.search import load_search_config, run_search
+from gogoku.hpo.search import load_search_config, open_rdb_storage, run_search
 from gogoku.train import atft
 from gogoku.train.run import compose_config, prepare
 
@@ -123,6 +126,31 @@ def test_a_postgresql_study_is_shared_by_workers(workspace: tuple[Path, Path]) -
         two = run_search(path, "atft_tiny", config=config, n_trials=1, storage=storage, overrides=FAST)
         assert (one["trials"], two["trials"]) == (1, 2)
         assert two["storage"] == f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"
+    finally:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f"drop database if exists {db} with (force)"],
+                       capture_output=True)
+
+
+def _open_after(url: str, start: float) -> str:
+    time.sleep(max(0.0, start - time.time()))
+    storage = open_rdb_storage(url)
+    storage.engine.dispose()
+    return "ok"
+
+
+@pytest.mark.skipif(not _postgres_available(), reason="PostgreSQL at 127.0.0.1:5432 is not running")
+def test_workers_starting_at_once_on_a_new_database_all_open_it() -> None:
+    """Six processes create Optuna's tables in the same new database at the same instant: without the
+    retry, all but one failed on a duplicate key (the type `studydirection`, the version row)."""
+    db = f"gogoku_hpo_{uuid.uuid4().hex[:8]}"
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f"create database {db}"], check=True,
+                   capture_output=True)
+    try:
+        url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"
+        start = time.time() + 8.0  # after every process has imported this module
+        with ProcessPoolExecutor(6, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_open_after, [url] * 6, [start] * 6))
+        assert results == ["ok"] * 6
     finally:
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f"drop database if exists {db} with (force)"],
                        capture_output=True)

@@ -148,9 +148,10 @@ def run_search(
     sampler_cfg, pruner_cfg = search.get("sampler", {}), search.get("pruner", {})
     if sqlite_rel is None:
         # Heartbeats let another worker retry the trial of a worker that died mid-trial.
-        storage = optuna.storages.RDBStorage(
+        storage = open_rdb_storage(
             storage, heartbeat_interval=int(search.get("heartbeat_s", 30)), grace_period=int(search.get("grace_s", 120)),
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=int(search.get("max_retry", 2))))
+            heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(
+                max_retry=int(search.get("max_retry", 2))))
     study = optuna.create_study(
         study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=sampler_cfg.get("seed"),
@@ -194,6 +195,24 @@ def run_search(
         log.info("best trial %d: validation score %.4f; train with: gogoku train --model %s %s", best.number,
                  best.value, model, " ".join(summary["best_overrides"]))
     return json.loads(json.dumps(summary, default=str))
+
+
+def open_rdb_storage(url: str, attempts: int = 5, **kwargs: Any) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage, creating its tables if missing. Workers that start at once on a new
+    database race to create them (PostgreSQL: a duplicate key on the type `studydirection`, or on the
+    version row); the losers find the tables made by the winner on their next attempt."""
+    import sqlalchemy.exc
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+            if attempt == attempts:
+                raise
+            log.info("another worker is creating the study tables in %s (%s); attempt %d of %d in 1 s",
+                     _redact(url), type(exc).__name__, attempt + 1, attempts)
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 def _with_driver(url: str) -> str:
