@@ -35,9 +35,9 @@ from gogoku.cache.raw import RawCache
 from gogoku.cache.sources import CACHED_SOURCES
 from gogoku.jquants.client import JQuantsClient
 from gogoku.jquants.endpoints import endpoint
-from gogoku.jquants.market import SimMarket
 from gogoku.jquants.ratelimit import RateLimit
-from gogoku.jquants.server import run_in_thread
+from gogoku.sim.market import SimMarket
+from gogoku.sim.server import run_in_thread
 
 API_KEY = "bench"
 

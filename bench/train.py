@@ -25,7 +25,7 @@ import torch
 from omegaconf import OmegaConf
 
 from gogoku.calendar import business_days
-from gogoku.model.graph import GraphParams, daily_graphs, return_panel
+from gogoku.model.gat_graph import GraphParams, daily_graphs, return_panel
 from gogoku.train import atft
 from gogoku.train.data import FoldNormalizer, Panel
 from gogoku.train.run import compose_config

@@ -59,7 +59,7 @@ WINDOW_END = "{{ ti.xcom_pull(task_ids='market_window')['end'] }}"
 def gogoku_cache_refresh() -> None:
     @task.short_circuit
     def market_window(**context: Any) -> dict[str, str] | None:
-        from gogoku_airflow.market import refresh_window
+        from gogoku_airflow.market_date import refresh_window
 
         params = context["params"]
         moment = context.get("logical_date") or context["dag_run"].run_after

@@ -65,7 +65,7 @@ MODEL_OPTION = "{% set m = ti.xcom_pull(task_ids='resolve_day')['model'] %}{{ '-
 def gogoku_daily() -> None:
     @task.short_circuit(inlets=[PREDICTIONS])
     def resolve_day(**context: Any) -> dict[str, str] | None:
-        from gogoku_airflow.market import prediction_day
+        from gogoku_airflow.market_date import prediction_day
 
         return prediction_day(context)
 

@@ -41,7 +41,7 @@ from gogoku_airflow.params import plan_tier_param
 def gogoku_dataset_monthly() -> None:
     @task
     def month_window(**context: Any) -> dict[str, str]:
-        from gogoku_airflow.market import month_window as window
+        from gogoku_airflow.market_date import month_window as window
 
         return window(context["data_interval_start"], context["data_interval_end"], context["params"])
 

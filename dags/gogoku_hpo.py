@@ -4,7 +4,9 @@
   `gogoku_hpo_storage` (a postgresql:// URL that every worker, pod or process, reaches; passed as
   GOGOKU_HPO_STORAGE, or from the pods' credentials Secret, never in an argv); one argv per worker,
   each running its share of the trials.
-- `hpo_worker` (mapped, one task / pod per worker; the GPU profile for atft_gat_fan): `gogoku hpo
+- `plan_search`: `gogoku train --plan-only` for the model: its pod profile (the model config's
+  `pod_profile`: gpu for atft_gat_fan), and an early check of the dataset and the overrides.
+- `hpo_worker` (mapped, one task / pod per worker, on that profile): `gogoku hpo
   --study S --storage URL --n-trials k`: TPE proposals and median pruning coordinated through the
   study. A retried or cleared worker resumes the same study; a trial whose worker died is retried by
   the next worker (heartbeats).
@@ -27,7 +29,7 @@ from airflow.sdk import Param, dag, task
 
 from gogoku_airflow.defaults import default_args
 from gogoku_airflow.params import plan_tier_param
-from gogoku_airflow.runners import gogoku_task
+from gogoku_airflow.runners import gogoku_task, result_field
 
 log = logging.getLogger("airflow.task")
 
@@ -64,10 +66,11 @@ def gogoku_hpo() -> None:
         return argvs
 
     prepared = prepare_search()
-    workers = gogoku_task("hpo_worker", worker_commands(prepared["workers"]), profile=prepared["profile"], plan_tier=prepared["plan"],
-                          map_argv=True)
+    plan = gogoku_task("plan_search", prepared["plan_argv"], plan_tier=prepared["plan"])
+    workers = gogoku_task("hpo_worker", worker_commands(prepared["workers"]), profile=result_field("plan_search", "profile"),
+                          plan_tier=prepared["plan"], map_argv=True)
     best = gogoku_task("best_config", prepared["best"], plan_tier=prepared["plan"])
-    workers >> best
+    plan >> workers >> best
 
 
 gogoku_hpo()

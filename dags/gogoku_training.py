@@ -1,11 +1,13 @@
 """gogoku_training: train a model on a built dataset and log its walk-forward metrics.
 
-- `prepare_training`: checks the params and turns them into the `gogoku train` argv, one argv per
-  walk-forward fold for the fold tasks, and the pod profile (gpu for atft_gat_fan, cpu otherwise;
-  the local runner ignores it). The dataset is, in this order: the `dataset` param; the URI in the
+- `prepare_training`: checks the params and turns them into the `gogoku train` argv. The dataset is,
+  in this order: the `dataset` param; the URI in the
   triggering `gogoku_datasets` asset event (a run the scheduler started for a new dataset: the
   newest event when several coalesced); the newest dataset of the `plan_tier` param. The model
   folder is `<data root>/models/<model>_<run id>`.
+- `plan_training`: `gogoku train ... --plan-only`: the run's walk-forward folds, whether the model's
+  folds can train as separate tasks, and its pod profile (`pod_profile` in configs/model/<model>.yaml,
+  e.g. gpu for atft_gat_fan; the local runner ignores it), from the config and the dataset's dates.
 - `fold_commands`, `train_fold` (neural models with `fold_parallel`; mapped, one task / pod per fold):
   `gogoku train ... --run-name <folder> --fold k`; skipped for LightGBM.
 - `train`: `gogoku train --dataset <path|latest> --model <model> --run-name <folder> [overrides...]`:
@@ -39,8 +41,8 @@ from airflow.sdk import Param, dag, task
 
 from gogoku_airflow.assets import DATASETS
 from gogoku_airflow.defaults import default_args
-from gogoku_airflow.params import MODELS, plan_tier_param
-from gogoku_airflow.runners import gogoku_task
+from gogoku_airflow.params import model_choices, plan_tier_param
+from gogoku_airflow.runners import gogoku_task, result_field
 
 log = logging.getLogger("airflow.task")
 PROMOTE_CHOICES = ("if_better", "force", "never")
@@ -58,7 +60,8 @@ FORCE_OPTION = "{{ '--force' if params.promote == 'force' else '' }}"
         "dataset": Param(None, type=["null", "string"],
                          description="Dataset URI; empty: the asset event's dataset, else the newest of plan_tier."),
         "plan_tier": plan_tier_param("Plan tier whose newest dataset an empty `dataset` means."),
-        "model": Param(MODELS[0], type="string", enum=list(MODELS), description="Model to train."),
+        "model": Param("lightgbm", type="string", enum=list(model_choices()),
+                       description="Model to train (configs/model/<model>.yaml)."),
         "overrides": Param([], type="array", items={"type": "string"},
                            description="Hydra overrides, one per item, e.g. model.params.num_leaves=63."),
         "fold_parallel": Param(True, type="boolean",
@@ -78,12 +81,9 @@ def gogoku_training() -> None:
 
         from gogoku_airflow.assets import uri_from_events
         from gogoku_airflow.params import (
-            GPU_MODELS,
-            NEURAL_MODELS,
             TRAINING_OVERRIDES_VARIABLE,
             check_choice,
             merge_overrides,
-            n_splits_from_overrides,
             run_name,
             validate_overrides,
             variable_overrides,
@@ -91,7 +91,7 @@ def gogoku_training() -> None:
         from gogoku_airflow.plans import PLAN_TIERS
 
         params = context["params"]
-        model = check_choice("model", params.get("model"), MODELS)
+        model = check_choice("model", params.get("model"), model_choices())
         overrides = merge_overrides(variable_overrides(Variable.get(TRAINING_OVERRIDES_VARIABLE, default="")),
                                     validate_overrides(params.get("overrides") or []))
         if overrides:
@@ -113,19 +113,25 @@ def gogoku_training() -> None:
         refit = bool(params.get("refit"))
         if refit:
             overrides = [*overrides, "refit=true"]
-        folds = n_splits_from_overrides(overrides) if model in NEURAL_MODELS and params.get("fold_parallel") else 0
-        return {"argv": [*argv, *overrides], "folds": folds, "profile": "gpu" if model in GPU_MODELS else "cpu",
-                "plan": plan, "register": refit,
+        return {"argv": [*argv, *overrides], "plan_argv": [*argv, "--plan-only", *overrides],
+                "fold_parallel": bool(params.get("fold_parallel")), "plan": plan, "register": refit,
                 "promote": refit and check_choice("promote", params.get("promote"), PROMOTE_CHOICES) != "never"}
 
     @task
-    def fold_commands(argv: list[str], folds: int) -> list[list[str]]:
-        """One `gogoku train ... --fold k` per fold (none: the mapped fold task is skipped)."""
-        return [[*argv, "--fold", str(k)] for k in range(folds)]
+    def fold_commands(argv: list[str], plan: dict[str, Any], fold_parallel: bool) -> list[list[str]]:
+        """One `gogoku train ... --fold k` per walk-forward fold of the plan, for a model whose folds can
+        train apart and with `fold_parallel` on (none: the mapped fold task is skipped)."""
+        folds = [int(f["fold"]) for f in plan["folds"]]
+        if not (fold_parallel and plan["fold_parallel"]):
+            log.info("%d folds, trained by the `train` task (%s)", len(folds),
+                     "param fold_parallel is off" if plan["fold_parallel"] else f"{plan['model']} trains folds together")
+            return []
+        log.info("%d fold tasks: %s (pod profile %s)", len(folds), folds, plan["profile"])
+        return [[*argv, "--fold", str(k)] for k in folds]
 
     @task
     def report(result: dict[str, Any]) -> dict[str, Any]:
-        from gogoku_airflow.report import metrics_table
+        from gogoku_airflow.log_tables import metrics_table
 
         log.info("model %s trained on %s -> %s", result["model"], result["dataset"], result["model_dir"])
         log.info("headline metrics per horizon:\n%s", metrics_table(result["headline"]))
@@ -145,9 +151,11 @@ def gogoku_training() -> None:
         return promote
 
     prepared = prepare_training()
-    commands = fold_commands(prepared["argv"], prepared["folds"])
-    folds = gogoku_task("train_fold", commands, profile=prepared["profile"], plan_tier=prepared["plan"], map_argv=True)
-    train = gogoku_task("train", prepared["argv"], profile=prepared["profile"], plan_tier=prepared["plan"],
+    plan = gogoku_task("plan_training", prepared["plan_argv"], plan_tier=prepared["plan"])
+    commands = fold_commands(prepared["argv"], plan.output, prepared["fold_parallel"])
+    profile = result_field("plan_training", "profile")
+    folds = gogoku_task("train_fold", commands, profile=profile, plan_tier=prepared["plan"], map_argv=True)
+    train = gogoku_task("train", prepared["argv"], profile=profile, plan_tier=prepared["plan"],
                         trigger_rule="none_failed")
     folds >> train
     report(train.output)

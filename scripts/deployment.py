@@ -104,7 +104,7 @@ def airflow_env(deploy: Path, api_port: int, log_port: int, trigger_log_port: in
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": os.environ.get("GOGOKU_PAUSED_AT_CREATION", "True"),
-        # Every asset event is consumed by a run of its consumers (plugins/gogoku_airflow/asset_manager.py).
+        # Every asset event is consumed by a run of its consumers (include/gogoku_airflow/asset_manager.py).
         "AIRFLOW__CORE__ASSET_MANAGER_CLASS": ASSET_MANAGER,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",

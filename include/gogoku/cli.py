@@ -25,10 +25,6 @@ from gogoku.io import emit_result
 
 log = logging.getLogger("gogoku")
 
-# Calendar days of history fetched before a dataset's start so that 60/120/200-day windows are warm.
-DATASET_SOURCES = ("trading_calendar", "listed_info", "daily_quotes", "topix", "statements")
-
-
 # Dates outside this span are typos (a year 1 or 2100 would write cache names no read ever matches).
 FIRST_DATE = dt.date(1990, 1, 1)
 
@@ -100,7 +96,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 # ---------------------------------------------------------------- sim
 def cmd_sim_serve(args: argparse.Namespace) -> dict[str, Any]:
-    from gogoku.jquants.server import Faults, serve_forever
+    from gogoku.sim.server import Faults, serve_forever
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: expected 0..65535 (0 picks a free port)")
@@ -131,7 +127,7 @@ def cmd_sim_truth(args: argparse.Namespace) -> dict[str, Any]:
     import polars as pl
 
     from gogoku.io import write_parquet_atomic
-    from gogoku.jquants.market import SimMarket
+    from gogoku.sim.market import SimMarket
 
     start, end = _date_range(args)
     out = _out_file("--out", args.out)
@@ -229,17 +225,14 @@ def cmd_dataset_build(args: argparse.Namespace) -> dict[str, Any]:
         default_chunk_months,
         read_quotes_history,
     )
+    from gogoku.dataset.inputs import load_inputs
     from gogoku.dataset.manifest import DATASETS, DatasetData, publish_dataset, write_dataset
-    from gogoku.features.families import FAMILY_SOURCES
-    from gogoku.jquants.endpoints import endpoint
 
     start, end = _date_range(args)
     settings = _settings(args)
     chunk_months = default_chunk_months(start, end) if args.chunk_months is None else args.chunk_months
     out_dir = _out_dir("--out", args.out) if args.out else None
     history_start = start - dt.timedelta(days=args.lookback_days)
-    frames: dict[str, pl.DataFrame | None] = dict.fromkeys(DATASET_SOURCES)
-    family: dict[str, pl.DataFrame | None] = dict.fromkeys(FAMILY_SOURCES)
 
     def write(data: DatasetData, manifest: dict[str, Any]) -> dict[str, str]:
         if out_dir is not None:  # a local folder outside the data root
@@ -250,39 +243,24 @@ def cmd_dataset_build(args: argparse.Namespace) -> dict[str, Any]:
 
     with contextlib.ExitStack() as stack:
         loader = stack.enter_context(SourceLoader(settings, offline=args.offline))
-
-        def load(source: str) -> None:
-            if settings.plan_tier in endpoint(source).plans and frames[source] is None:
-                frames[source] = loader.load(source, history_start, end).frame
-
+        # Out of core (chunk_months), the quotes are read per date segment into temp files beside the
+        # output, after the rest (a raw cache file is read whole: the largest allocation of the build).
+        inputs = load_inputs(loader, settings.plan_tier, history_start, end, offline=args.offline,
+                             skip=("daily_quotes",) if chunk_months else ())
+        frames, family = inputs.frames, inputs.family
         history = None
         if chunk_months:
-            # Out of core: the quotes first and alone, per date segment (a raw cache file is read whole:
-            # the largest allocation of the build), into temp files beside the output.
             def read_quotes(a: dt.date, b: dt.date) -> pl.DataFrame:
                 try:
                     return loader.load("daily_quotes", a, b).frame
                 except InputError as exc:
                     raise InputError(f"{exc} (the build reads daily_quotes {history_start}..{end})") from None
 
-            load("trading_calendar")
-            load("listed_info")
             work_dir = out_dir if out_dir is not None else settings.store.local_path(DATASETS)
             work_dir.mkdir(parents=True, exist_ok=True)
             history = stack.enter_context(read_quotes_history(
                 read_quotes, frames["listed_info"], frames["trading_calendar"], start=start, end=end,
                 work_dir=work_dir, chunk_months=chunk_months, lookback_days=args.lookback_days))
-        for source in DATASET_SOURCES:
-            if not (history is not None and source == "daily_quotes"):
-                load(source)
-        for source in FAMILY_SOURCES:
-            if settings.plan_tier in endpoint(source).plans:
-                try:
-                    family[source] = loader.load(source, history_start, end).frame
-                except InputError as exc:  # offline without that cache: the group is listed as absent
-                    if not args.offline:
-                        raise
-                    log.warning("dataset: %s skipped: %s", source, exc)
         futures_features = None
         if args.futures_features:
             futures_features = _read_parquet("--futures-features", settings.store.localize(args.futures_features))
@@ -347,8 +325,13 @@ def cmd_features_futures(args: argparse.Namespace) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- train / report
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
-    from gogoku.train.run import train
+    from gogoku.train.run import plan, train
 
+    if args.plan_only:
+        if args.fold is not None:
+            raise InputError("--plan-only trains nothing: give no --fold")
+        return plan(dataset=args.dataset, model=args.model, overrides=list(args.overrides), settings=_settings(args),
+                    model_config=args.model_config)
     if args.out is not None and args.run_name is not None:
         raise InputError("give --out or --run-name, not both")
     if args.run_name is not None:
@@ -617,6 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fold", type=int, action="append", default=None,
                     help="neural models: train only this walk-forward fold into --out/--run-name (repeatable), "
                          "e.g. one process or pod per fold; a run without --fold on that folder then assembles them")
+    sp.add_argument("--plan-only", action="store_true",
+                    help="train nothing: print the run's folds, whether they can train as separate tasks and its pod "
+                         "profile (reads the config and the dataset's dates)")
     sp.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.params.num_leaves=63")
     plan_arg(sp)
 

@@ -141,15 +141,13 @@ def load_model(settings: Settings, model: str | None) -> tuple[str, dict[str, An
     if not (folder / "model.json").is_file():
         raise InputError(f"{settings.store.uri(rel)}: no production model (final/model.json)")
     description = json.loads((folder / "model.json").read_text())
-    if description.get("kind") == "atft":
-        from gogoku.train.atft import FinalModel as AtftModel
+    from gogoku.train.walkforward import CLASS_OF_KIND, load_class
 
-        scorer: Any = AtftModel(folder)
-    else:
-        from gogoku.baselines.lightgbm import FinalModel as GbmModel
-
-        scorer = GbmModel(folder, description["features"], description["horizons"],
-                          description["refit"]["feature_transform"])
+    target = ((description.get("config") or {}).get("model") or {}).get("_target_") \
+        or CLASS_OF_KIND.get(str(description.get("kind")))
+    if not target:
+        raise InputError(f"{settings.store.uri(rel)}/final/model.json: no model class (_target_) or known kind")
+    scorer = load_class(target).load_final(folder, description)
     return model_id, description, scorer
 
 

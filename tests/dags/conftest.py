@@ -57,7 +57,6 @@ os.environ.update(
     }
 )
 (_HOME / "airflow").mkdir(parents=True)
-sys.path.insert(0, str(PLUGINS))  # Airflow adds the plugins folder too, but only once it is imported
 
 
 @pytest.fixture(scope="session")

@@ -78,7 +78,13 @@ def test_dataset_graph(dagbag) -> None:
 
 def test_training_graph(dagbag) -> None:
     dag = dagbag.dags["gogoku_training"]
-    assert dag.get_task("prepare_training").downstream_task_ids == {"fold_commands", "train_fold", "train", "should_register", "should_promote"}
+    assert dag.get_task("prepare_training").downstream_task_ids == {
+        "plan_training", "fold_commands", "train_fold", "train", "should_register", "should_promote"}
+    # The folds and the pod profile come from `gogoku train --plan-only`, not from the DAG.
+    assert dag.get_task("plan_training").argv.key == "plan_argv"
+    assert dag.get_task("plan_training").downstream_task_ids == {"fold_commands"}
+    assert dag.get_task("train_fold").partial_kwargs["profile"] == dag.get_task("train").profile == (
+        "{{ ti.xcom_pull(task_ids='plan_training')['profile'] }}")
     assert dag.get_task("fold_commands").downstream_task_ids == {"train_fold"}
     assert dag.get_task("train_fold").downstream_task_ids == {"train"}
     assert dag.get_task("train").trigger_rule == "none_failed"  # runs after skipped fold tasks (LightGBM)
@@ -110,7 +116,8 @@ def test_hpo_graph(dagbag) -> None:
     assert dag.schedule is None
     workers = dag.get_task("hpo_worker")
     assert type(workers).__name__ == "MappedOperator"
-    assert workers.upstream_task_ids == {"prepare_search", "worker_commands"}
+    assert workers.upstream_task_ids == {"prepare_search", "worker_commands", "plan_search"}
+    assert workers.partial_kwargs["profile"] == "{{ ti.xcom_pull(task_ids='plan_search')['profile'] }}"
     assert dag.get_task("best_config").upstream_task_ids == {"prepare_search", "hpo_worker"}
 
 

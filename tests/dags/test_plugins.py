@@ -12,10 +12,10 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from gogoku_airflow.argv import finalize_argv
 from gogoku_airflow.connection import InvalidConnection, cli_env, connection_env
-from gogoku_airflow.market import refresh_window
+from gogoku_airflow.log_tables import metrics_table
+from gogoku_airflow.market_date import refresh_window
 from gogoku_airflow.params import InvalidParam, check_choice, validate_date_range, validate_overrides
 from gogoku_airflow.plans import MINIMUM_PLAN, PLAN_TIERS, SOURCES, plan_allows, sources_for_plan
-from gogoku_airflow.report import metrics_table
 from gogoku_airflow.runners import GogokuOperator
 
 UTC = dt.UTC
@@ -119,10 +119,10 @@ def test_plans_mirror_the_endpoint_table() -> None:
 
 
 def test_the_dags_fetch_every_dataset_input() -> None:
-    from gogoku.cli import DATASET_SOURCES
-    from gogoku.features.families import FAMILY_SOURCES
+    from gogoku.dataset.inputs import CORE_SOURCES
+    from gogoku.features.family_groups import FAMILY_SOURCES
 
-    assert set(SOURCES) == {*DATASET_SOURCES, *FAMILY_SOURCES, "futures"}
+    assert set(SOURCES) == {*CORE_SOURCES, *FAMILY_SOURCES, "futures"}
 
 
 # ---------------------------------------------------------------- the market window

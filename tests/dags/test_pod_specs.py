@@ -291,9 +291,9 @@ def test_every_pod_spec_of_every_task_validates(
     bag = DagBag(dag_folder=str(DAGS))
     tasks = [t for dag in bag.dags.values() for t in dag.tasks if getattr(t, "operator_class", type(t)) is GogokuOperator]
     # refresh_* per source; fetch_* per source, futures_features, build_dataset and validate_dataset in both
-    # dataset DAGs; train_fold, train, register_model, promote_model; hpo_worker, best_config; daily_features,
-    # predict, validate_predictions, monitor.
-    assert len(tasks) == 13 + 2 * (13 + 3) + 4 + 2 + 4
+    # dataset DAGs; plan_training, train_fold, train, register_model, promote_model; plan_search, hpo_worker,
+    # best_config; daily_features, predict, validate_predictions, monitor.
+    assert len(tasks) == 13 + 2 * (13 + 3) + 5 + 3 + 4
     checked = 0
     for task in tasks:
         argv = getattr(task, "argv", None)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gogoku.jquants.market import SimMarket
-from gogoku.jquants.server import SimServer, run_in_thread
+from gogoku.sim.market import SimMarket
+from gogoku.sim.server import SimServer, run_in_thread
 
 SIM_START = dt.date(2024, 1, 4)
 SIM_END = dt.date(2024, 6, 28)

@@ -30,9 +30,9 @@ from gogoku.cache.sources import CACHED_SOURCES, SourceLoader
 from gogoku.calendar import TOKYO, add_business_days, business_days
 from gogoku.config import Settings
 from gogoku.jquants.client import JQuantsClient
-from gogoku.jquants.market import SimMarket
 from gogoku.jquants.ratelimit import RateLimit
-from gogoku.jquants.server import SimServer, run_in_thread
+from gogoku.sim.market import SimMarket
+from gogoku.sim.server import SimServer, run_in_thread
 
 pytestmark = pytest.mark.integration
 

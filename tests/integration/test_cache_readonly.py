@@ -22,8 +22,8 @@ from polars.testing import assert_frame_equal
 from gogoku.cache.raw import user_lock_dir
 from gogoku.cache.sources import SourceLoader
 from gogoku.config import Settings
-from gogoku.jquants.market import SimMarket
-from gogoku.jquants.server import SimServer, run_in_thread
+from gogoku.sim.market import SimMarket
+from gogoku.sim.server import SimServer, run_in_thread
 
 pytestmark = pytest.mark.integration
 

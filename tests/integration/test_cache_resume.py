@@ -23,8 +23,8 @@ from gogoku.config import Settings
 from gogoku.errors import GogokuError
 from gogoku.jquants.client import query_plan
 from gogoku.jquants.endpoints import ENDPOINTS
-from gogoku.jquants.market import SimMarket
-from gogoku.jquants.server import Faults, SimServer, run_in_thread
+from gogoku.sim.market import SimMarket
+from gogoku.sim.server import Faults, SimServer, run_in_thread
 from gogoku.storage import Store
 
 pytestmark = pytest.mark.integration

@@ -18,10 +18,10 @@ from gogoku.config import Settings
 from gogoku.errors import GogokuError, InputError
 from gogoku.jquants.client import JQuantsClient, parse_page, query_plan, to_typed
 from gogoku.jquants.endpoints import ENDPOINTS
-from gogoku.jquants.market import SimMarket
-from gogoku.jquants.server import Faults, SimServer
-from gogoku.jquants.session import fetch_sync, open_client
-from gogoku.jquants.sim_query import select_rows
+from gogoku.sim.local import fetch_sync, open_client
+from gogoku.sim.market import SimMarket
+from gogoku.sim.query import select_rows
+from gogoku.sim.server import Faults, SimServer
 
 pytestmark = pytest.mark.integration
 

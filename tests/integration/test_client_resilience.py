@@ -24,7 +24,7 @@ from gogoku.jquants.checkpoint import DirectoryCheckpoint, QueryCheckpoint
 from gogoku.jquants.client import JQuantsClient, query_plan
 from gogoku.jquants.endpoints import ENDPOINTS
 from gogoku.jquants.ratelimit import RateLimit
-from gogoku.jquants.server import Faults, SimServer
+from gogoku.sim.server import Faults, SimServer
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from polars.testing import assert_frame_equal
 from gogoku import calendar as cal
 from gogoku.config import Settings
 from gogoku.dataset.inputs import CORE_SOURCES, LOOKBACK_DAYS
-from gogoku.features.families import FAMILY_SOURCES
+from gogoku.features.family_groups import FAMILY_SOURCES
 from gogoku.features.memory import FEATURE_MEMORY_DAYS
 from gogoku.jquants.endpoints import endpoint
 from gogoku.predict import DEFAULT_MIN_HISTORY, DEFAULT_SESSIONS, day_features, load_model, predict_day

@@ -18,7 +18,7 @@ from polars.testing import assert_frame_equal
 from gogoku.errors import GogokuError
 from gogoku.jquants.client import JQuantsClient
 from gogoku.jquants.endpoints import ENDPOINTS, Axis
-from gogoku.jquants.server import BAD_CREDENTIALS, INVALID_KEY, INVALID_TOKEN, SimServer
+from gogoku.sim.server import BAD_CREDENTIALS, INVALID_KEY, INVALID_TOKEN, SimServer
 
 pytestmark = pytest.mark.integration
 

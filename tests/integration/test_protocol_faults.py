@@ -13,7 +13,7 @@ import pytest
 
 from gogoku.errors import GogokuError
 from gogoku.jquants.client import JQuantsClient
-from gogoku.jquants.server import Faults, SimServer
+from gogoku.sim.server import Faults, SimServer
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def fetch_all(server: SimServer, sources: tuple[str, ...], start: dt.date = STAR
 
 @pytest.fixture(scope="module")
 def clean_frames(sim_market: Any) -> dict[str, pl.DataFrame]:
-    from gogoku.jquants.server import run_in_thread
+    from gogoku.sim.server import run_in_thread
 
     with run_in_thread(sim_market, plan="premium", page_size=13, rate_window_s=0.05) as server:
         frames, _ = fetch_all(server, SOURCES)

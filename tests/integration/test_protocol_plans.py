@@ -20,9 +20,9 @@ from polars.testing import assert_frame_equal
 from gogoku.errors import GogokuError
 from gogoku.jquants.client import JQuantsClient, query_plan, split_range
 from gogoku.jquants.endpoints import ENDPOINTS
-from gogoku.jquants.market import SimMarket
 from gogoku.jquants.ratelimit import RateLimit
-from gogoku.jquants.server import RATE_LIMITED, TOO_LARGE, SimServer
+from gogoku.sim.market import SimMarket
+from gogoku.sim.server import RATE_LIMITED, TOO_LARGE, SimServer
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from services import REDIS_URL, redis_available
 
 from gogoku.jquants.client import JQuantsClient
 from gogoku.jquants.ratelimit import RateLimit, limiter_key, redis_limiter
-from gogoku.jquants.server import SimServer
+from gogoku.sim.server import SimServer
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from polars.testing import assert_frame_equal
 
 from gogoku.jquants.client import JQuantsClient
 from gogoku.jquants.endpoints import ENDPOINTS
-from gogoku.jquants.market import SimMarket
-from gogoku.jquants.server import SimServer
+from gogoku.sim.market import SimMarket
+from gogoku.sim.server import SimServer
 
 pytestmark = pytest.mark.integration
 

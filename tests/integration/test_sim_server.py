@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from gogoku.jquants.endpoints import ENDPOINTS
-from gogoku.jquants.market import SimMarket
-from gogoku.jquants.server import INVALID_KEY, SimServer
+from gogoku.sim.market import SimMarket
+from gogoku.sim.server import INVALID_KEY, SimServer
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,6 @@ import pytest
 
 from gogoku.jquants.client import parse_page, to_typed
 from gogoku.jquants.endpoints import ENDPOINTS, Axis, Endpoint, Kind
-from gogoku.jquants.market import SimMarket
-from gogoku.jquants.server import SimServer, run_in_thread
 from gogoku.jquants.v2_fields import (
     NUMBER,
     OBJECT,
@@ -29,6 +27,8 @@ from gogoku.jquants.v2_fields import (
     V2_FIELDS,
     V2_OBJECT_MEMBERS,
 )
+from gogoku.sim.market import SimMarket
+from gogoku.sim.server import SimServer, run_in_thread
 
 pytestmark = pytest.mark.integration
 

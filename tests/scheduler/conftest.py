@@ -20,7 +20,6 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # sched_harness
-sys.path.insert(0, str(HERE.parents[1] / "plugins"))  # gogoku_airflow.plans (no Airflow import)
 
 from sched_harness import (  # noqa: E402
     AirflowRest,

@@ -220,7 +220,7 @@ def test_asset_events_close_together_are_all_consumed(rest: AirflowRest, deploym
                                                       datasets: dict[str, dict[str, Any]]) -> None:
     """Both datasets' events again, through POST /api/v2/assets/events a few ms apart (before the scheduler
     queues a run): every event is consumed by a gogoku_training run. Airflow 3.3.2's own asset manager
-    leaves the second one behind, neither consumed nor queued (plugins/gogoku_airflow/asset_manager.py);
+    leaves the second one behind, neither consumed nor queued (include/gogoku_airflow/asset_manager.py);
     the deployment's coalesces them into one run, which trains the newest dataset."""
     asset = next(a for a in rest.assets.get_assets(name_pattern="gogoku_datasets").assets if a.name == "gogoku_datasets")
     before = {r.dag_run_id for r in rest.dag_runs(TRAINING_DAG)}

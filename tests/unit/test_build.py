@@ -14,9 +14,9 @@ from gogoku.calendar import business_days
 from gogoku.dataset.build import build_dataset, latest_dataset, validate_dataset, write_dataset
 from gogoku.dataset.manifest import read_manifest, resolve_dataset
 from gogoku.errors import InputError
-from gogoku.features.market import MARKET_FEATURES, STOCK_MARKET_FEATURES
 from gogoku.features.price import PRICE_FEATURES
 from gogoku.features.sector import SECTOR_FEATURES
+from gogoku.features.topix import MARKET_FEATURES, STOCK_MARKET_FEATURES
 
 HIST_START, START, END = dt.date(2021, 1, 4), dt.date(2023, 6, 1), dt.date(2023, 12, 29)
 N_CODES = 25

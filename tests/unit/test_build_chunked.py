@@ -26,9 +26,9 @@ from gogoku.dataset.build import (
     read_quotes_history,
 )
 from gogoku.errors import InputError
-from gogoku.features.families import FAMILY_SOURCES
+from gogoku.features.family_groups import FAMILY_SOURCES
 from gogoku.features.sector import SECTOR_FEATURES
-from gogoku.jquants.market import SimMarket
+from gogoku.sim.market import SimMarket
 
 START, END = dt.date(2024, 4, 1), dt.date(2025, 1, 10)
 

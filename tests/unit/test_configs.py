@@ -14,9 +14,9 @@ import torch
 from omegaconf import OmegaConf
 
 from gogoku.hpo.search import load_search_config
-from gogoku.model.atft import ATFTGATFAN, ATFTConfig, count_parameters
-from gogoku.model.graph import EDGE_DIM, GraphParams
+from gogoku.model.gat_graph import EDGE_DIM, GraphParams
 from gogoku.model.losses import LossConfig
+from gogoku.model.network import ATFTGATFAN, ATFTConfig, count_parameters
 from gogoku.train.atft import TrainSettings
 from gogoku.train.run import compose_config, config_dir
 

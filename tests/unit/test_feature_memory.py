@@ -12,7 +12,7 @@ import pytest
 from gogoku import calendar as cal
 from gogoku.contracts import LOOKBACK_DAYS
 from gogoku.dataset import build
-from gogoku.features import daily_margin, earnings, flow, margin, market, short_selling, statements, technical
+from gogoku.features import daily_margin, earnings, flow, margin, short_selling, statements, technical, topix
 from gogoku.features.memory import (
     EWMA_WINDOW,
     FEATURE_MEMORY_DAYS,
@@ -50,9 +50,9 @@ def test_memory_sessions_is_the_fewest_sessions_in_any_memory_window(sessions: l
 def test_session_windows_fit_in_memory_sessions() -> None:
     assert EWMA_WINDOW <= MEMORY_SESSIONS  # the windowed EMA60 / EMA200
     assert YEAR + 1 <= MEMORY_SESSIONS  # mom_12_1 reads the close 252 sessions back
-    assert market.Z_WINDOW + market.Z_INPUT_SESSIONS - 1 == MEMORY_SESSIONS  # the market and sector z-scores
+    assert topix.Z_WINDOW + topix.Z_INPUT_SESSIONS - 1 == MEMORY_SESSIONS  # the market and sector z-scores
     # The chunked build gives a chunk's sector group as many sessions before it.
-    assert build.SECTOR_SESSIONS >= market.Z_WINDOW + market.Z_INPUT_SESSIONS - 1
+    assert build.SECTOR_SESSIONS >= topix.Z_WINDOW + topix.Z_INPUT_SESSIONS - 1
     assert set(technical.WINDOWED_EMAS) == {n for n in technical.EMA_WINDOWS if n >= 60}
 
 

@@ -21,12 +21,6 @@ import pytest
 import talib
 from backtesting.test import EURUSD, GOOG
 
-from gogoku.features.market import (
-    MARKET_FEATURES,
-    STOCK_MARKET_FEATURES,
-    add_market_features,
-    market_features,
-)
 from gogoku.features.memory import EWMA_WINDOW
 from gogoku.features.price import PRICE_FEATURES, price_features
 from gogoku.features.sector import SECTOR_FEATURES, add_sector_features
@@ -38,6 +32,12 @@ from gogoku.features.technical import (
     add_windowed_ewm,
     mfi,
     stoch_fast_k,
+)
+from gogoku.features.topix import (
+    MARKET_FEATURES,
+    STOCK_MARKET_FEATURES,
+    add_market_features,
+    market_features,
 )
 
 WARM_UP = 250

@@ -19,9 +19,9 @@ import pytest
 from gogoku.calendar import with_effective_date
 from gogoku.dataset.build import build_dataset
 from gogoku.features._asof import session_shift
-from gogoku.features.families import FAMILY_SOURCES
+from gogoku.features.family_groups import FAMILY_SOURCES
 from gogoku.features.futures import feature_names, futures_features, nk225_spot
-from gogoku.jquants.market import SimMarket
+from gogoku.sim.market import SimMarket
 
 START, END = dt.date(2024, 6, 3), dt.date(2025, 1, 10)
 CUTS = (dt.date(2024, 8, 9), dt.date(2024, 11, 1), dt.date(2024, 11, 5), dt.date(2024, 12, 30))

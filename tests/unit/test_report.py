@@ -26,7 +26,7 @@ from gogoku.evaluate.report import (
     resolve_model_dirs,
     summarize_runs,
 )
-from gogoku.jquants.market import SimMarket
+from gogoku.sim.market import SimMarket
 from gogoku.train.run import train
 
 SEED, STOCKS = 11, 40

@@ -10,9 +10,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from gogoku import calendar as cal
-from gogoku.jquants import sim_derivatives as sd
 from gogoku.jquants.endpoints import ENDPOINTS
-from gogoku.jquants.market import SimMarket
+from gogoku.sim import derivatives as sd
+from gogoku.sim.market import SimMarket
 
 START, END = dt.date(2023, 1, 4), dt.date(2023, 12, 29)
 SHORT_END = dt.date(2023, 6, 30)
@@ -136,7 +136,7 @@ def test_central_contract_rolls_before_expiry_and_volume_follows(fut: pl.DataFra
 
 
 def test_futures_follow_index_with_carry_and_converge_at_sq(market: SimMarket, fut: pl.DataFrame) -> None:
-    ix = market._derivative_indices
+    ix = market.derivative_indices
     days = market.days.astype("datetime64[D]").astype(object)
     for p in sd.PRODUCTS:
         spot = pl.DataFrame({"Date": list(days), "S": ix[p.underlying]["close"], "SO": ix[p.underlying]["open"]})
@@ -156,7 +156,7 @@ def test_futures_follow_index_with_carry_and_converge_at_sq(market: SimMarket, f
 
 
 def _basis_by_days_to_sq(market: SimMarket, fut: pl.DataFrame, p: sd.FuturesProduct) -> pl.DataFrame:
-    ix = market._derivative_indices
+    ix = market.derivative_indices
     spot = pl.DataFrame({"Date": list(market.days.astype("datetime64[D]").astype(object)),
                          "S": ix[p.underlying]["close"]})
     return fut.filter(pl.col("DerivativesProductCategory") == p.category).join(spot, on="Date").with_columns(
@@ -211,7 +211,7 @@ def test_underlying_indices_members_and_levels(market: SimMarket) -> None:
     assert (counts > 0).all() and (counts <= 225).all() and (members["jpx400"].sum(1) <= 400).all()
     assert (members["nk225"] <= members["jpx400"]).all()  # the most liquid names lead both
     assert (members["jpx400"] <= sd._eligible(market)).all()
-    ix = market._derivative_indices
+    ix = market.derivative_indices
     for name in ("topix", "nk225", "jpx400", "reit"):
         d = ix[name]
         assert (d["high"] >= np.maximum(d["open"], d["close"]) - 0.01).all()
@@ -297,7 +297,7 @@ def test_volume_and_open_interest_concentrate_near_the_money(opt: pl.DataFrame) 
 
 
 def test_iv_rises_with_market_volatility_and_has_put_skew(market: SimMarket, opt: pl.DataFrame) -> None:
-    h = sd.market_variance(market._derivative_indices["topix"]["close"])
+    h = sd.market_variance(market.derivative_indices["topix"]["close"])
     state = pl.DataFrame({"Date": list(market.days.astype("datetime64[D]").astype(object)), "h": h})
     atm = (opt.filter(pl.col("ContractMonth") == pl.col("ContractMonth").min().over("Date"))
            .group_by("Date").agg(pl.col("BaseVolatility").first()).join(state, on="Date"))

@@ -10,9 +10,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from gogoku import calendar as cal
-from gogoku.jquants import sim_signal
 from gogoku.jquants.endpoints import ENDPOINTS
-from gogoku.jquants.market import FAMILIES, SimMarket
+from gogoku.sim.base import FAMILIES, REORG_DATE
+from gogoku.sim.market import SimMarket
+from gogoku.sim.signal import PEAD_NORM
 
 START, END = dt.date(2021, 6, 1), dt.date(2025, 3, 31)
 SHORT_END = dt.date(2023, 2, 15)
@@ -106,7 +107,7 @@ def test_statements_times_and_the_earnings_drift_start_at_the_effective_session(
     assert "15:30:00" in set(after_change["DisclosedTime"]) and "15:00:00" in set(before_change["DisclosedTime"])
     # Effective sessions from the public table agree with the schedule that drives the signal.
     eff = cal.with_effective_date(st, "DisclosedDate", "DisclosedTime").collect()
-    sch = market._schedule
+    sch = market.schedule
     cols = np.searchsorted(market.universe.codes, st["LocalCode"].to_numpy())
     rows = np.array([np.flatnonzero(sch.disclosed[:, c] == d)[0] for c, d in
                      zip(cols, st["DisclosedDate"].to_numpy().astype("datetime64[D]"), strict=True)])
@@ -114,9 +115,9 @@ def test_statements_times_and_the_earnings_drift_start_at_the_effective_session(
     surprise = sch.surprise[rows, cols]
     t_eff = _session_index(market, eff["EffectiveDate"])
     inside = (t_eff >= 2) & (t_eff < len(market.days) - 1)
-    pead = market._published["pead"]
+    pead = market.published["pead"]
     # The drift term equals the fresh surprise on the effective session and never uses it before.
-    np.testing.assert_allclose(pead[t_eff[inside], cols[inside]], surprise[inside] / sim_signal._PEAD_NORM, rtol=1e-5)
+    np.testing.assert_allclose(pead[t_eff[inside], cols[inside]], surprise[inside] / PEAD_NORM, rtol=1e-5)
     before = pead[t_eff[inside] - 1, cols[inside]]
     assert abs(np.corrcoef(before, surprise[inside])[0, 1]) < 0.1
     # The price reacts on the effective session, not on the session before: using an after-close
@@ -153,7 +154,7 @@ def test_weekly_margin_is_as_of_friday_and_enters_after_publication(market: SimM
     assert set(wm["IssueType"]) == {"1", "2"}
     assert wm.filter(pl.col("IssueType") == "1")["ShortStandardizedMarginTradeVolume"].max() == 0
     # The margin term changes only on the session after each publication (2 business days after Date).
-    term = market._published["margin"]
+    term = market.published["margin"]
     changed = np.flatnonzero(np.abs(np.diff(term, axis=0)).sum(axis=1) > 0) + 1
     usable = {cal.next_business_day(cal.add_business_days(d, 2)) for d in wm["Date"].unique()}
     assert {market.days[t].astype(object) for t in changed} <= usable
@@ -198,8 +199,8 @@ def test_trades_spec_weeks_sections_and_identities(market: SimMarket) -> None:
     assert (ts["PublishedDate"].dt.weekday() == 4).mean() > 0.75  # Thursdays, later after holidays
     assert (ts["StartDate"].dt.weekday() == 1).mean() > 0.85 and (ts["EndDate"].dt.weekday() == 5).mean() > 0.85
     assert ts["PublishedDate"].to_list() == [cal.add_business_days(d, 4) for d in ts["EndDate"]]
-    old = set(ts.filter(pl.col("EndDate") < sim_signal.REORG_DATE)["Section"])
-    new = set(ts.filter(pl.col("EndDate") >= sim_signal.REORG_DATE)["Section"])
+    old = set(ts.filter(pl.col("EndDate") < REORG_DATE)["Section"])
+    new = set(ts.filter(pl.col("EndDate") >= REORG_DATE)["Section"])
     assert old == {"TSE1st", "TSE2nd", "TSEMothers", "TSEJASDAQ", "TokyoNagoya"}
     assert new == {"TSEPrime", "TSEStandard", "TSEGrowth", "TokyoNagoya"}
     assert ts.group_by("PublishedDate", "Section").len()["len"].max() == 1
@@ -214,18 +215,18 @@ def test_trades_spec_weeks_sections_and_identities(market: SimMarket) -> None:
     prime = ts.filter(pl.col("Section").is_in(["TSE1st", "TSEPrime"]))
     weeks = np.searchsorted(market.weeks.record, prime["EndDate"].to_numpy().astype("datetime64[D]"))
     share = (prime["ForeignersBalance"] / prime["ForeignersTotal"]).to_numpy()
-    assert np.corrcoef(share, market._weekly[1][weeks, 0])[0, 1] > 0.9
+    assert np.corrcoef(share, market.weekly[1][weeks, 0])[0, 1] > 0.9
 
 
 def test_flow_term_uses_only_published_weeks(market: SimMarket) -> None:
-    flow = market._published["flow"]
+    flow = market.published["flow"]
     first_usable = cal.next_business_day(market.trades_spec()["PublishedDate"].min())
     t0 = int(np.searchsorted(market.days, np.datetime64(first_usable)))
     assert np.abs(flow[:t0]).max() == 0 and np.abs(flow[t0]).max() > 0
     changed = np.flatnonzero(np.abs(np.diff(flow, axis=0)).sum(axis=1) > 0) + 1
     usable = {cal.next_business_day(d) for d in market.trades_spec()["PublishedDate"]}
     segment_moves = {d.astype(object) for d in market.life.change}
-    assert {market.days[t].astype(object) for t in changed} <= usable | segment_moves | {sim_signal.REORG_DATE}
+    assert {market.days[t].astype(object) for t in changed} <= usable | segment_moves | {REORG_DATE}
 
 
 def test_short_selling_and_positions(market: SimMarket) -> None:
@@ -251,7 +252,7 @@ def test_indices_morning_bars_breakdown_and_dividends(market: SimMarket) -> None
     assert_frame_equal(ix.filter(pl.col("Code") == "0000").drop("Code"), market.topix())
     codes = set(ix["Code"])
     assert {"0028", "0029", "002B", "002D", "0040", "0060", "0500", "0501", "0502"} <= codes
-    assert ix.filter(pl.col("Code") == "0500")["Date"].min() == sim_signal.REORG_DATE
+    assert ix.filter(pl.col("Code") == "0500")["Date"].min() == REORG_DATE
     assert ix.filter((pl.col("High") < pl.max_horizontal("Open", "Close"))
                      | (pl.col("Low") > pl.min_horizontal("Open", "Close"))).height == 0
     q = market.daily_quotes()
@@ -309,7 +310,7 @@ def test_lead_lag_follows_the_latent_peers(market: SimMarket) -> None:
 def test_forecast_revisions_are_earnings_events_too(market: SimMarket) -> None:
     rev = market.statements().filter(pl.col("TypeOfDocument") == "EarnForecastRevision")
     eff = cal.with_effective_date(rev, "DisclosedDate", "DisclosedTime").collect()
-    sch = market._schedule
+    sch = market.schedule
     cols = np.searchsorted(market.universe.codes, rev["LocalCode"].to_numpy())
     rows = np.array([np.flatnonzero(sch.rev[:, c] & (sch.rev_disclosed[:, c] == d))[0] for c, d in
                      zip(cols, rev["DisclosedDate"].to_numpy().astype("datetime64[D]"), strict=True)])
@@ -317,7 +318,7 @@ def test_forecast_revisions_are_earnings_events_too(market: SimMarket) -> None:
     t_eff = _session_index(market, eff["EffectiveDate"])
     inside = (t_eff >= 1) & (t_eff < len(market.days))
     shock = sch.rev_surprise[rows, cols][inside]
-    np.testing.assert_allclose(market._published["pead"][t_eff[inside], cols[inside]], shock / sim_signal._PEAD_NORM,
+    np.testing.assert_allclose(market.published["pead"][t_eff[inside], cols[inside]], shock / PEAD_NORM,
                                rtol=1e-5)
     # Visible: the revised profit forecast against the one in force before it.
     every = market.statements().sort("LocalCode", "DisclosedDate", "DisclosedTime").with_columns(

@@ -13,7 +13,8 @@ from polars.testing import assert_frame_equal
 from gogoku import calendar as cal
 from gogoku.errors import InputError
 from gogoku.jquants.endpoints import ENDPOINTS
-from gogoku.jquants.market import FAMILIES, SECTORS33, SimMarket
+from gogoku.sim.base import FAMILIES, SECTORS33
+from gogoku.sim.market import SimMarket
 
 START, END = dt.date(2022, 1, 4), dt.date(2023, 12, 29)
 SHORT_END = dt.date(2023, 3, 31)
@@ -145,8 +146,8 @@ def test_topix_is_the_cap_weighted_index_of_prime_and_standard(market: SimMarket
     wide = lambda col: q.pivot(on="Code", index="Date", values=col, sort_columns=True).sort("Date").drop("Date")  # noqa: E731
     close, factor = wide("Close"), wide("AdjustmentFactor")
     quoted = np.searchsorted(market.universe.codes, close.columns)  # codes ever listed in the span
-    members = market._index_members[1:, quoted]
-    assert market._index_members[:, np.setdiff1d(np.arange(market.n_stocks), quoted)].sum() == 0
+    members = market.index_members[1:, quoted]
+    assert market.index_members[:, np.setdiff1d(np.arange(market.n_stocks), quoted)].sum() == 0
     close, factor = close.to_numpy(), factor.fill_null(1.0).to_numpy()
     shares = market.universe.shares0[quoted] / np.cumprod(factor, axis=0)
     cap = np.nan_to_num((close * shares)[:-1] * members)

@@ -119,7 +119,7 @@ def test_batches_hold_whole_days_with_past_sequences_and_graph_edges() -> None:
     panel = Panel(df, FEATURES, HORIZONS)
     norm = FoldNormalizer.fit(df, FEATURES, panel.dates[:100])
     panel.set_features(norm.transform(df))
-    from gogoku.model.graph import GraphParams, daily_graphs, return_panel
+    from gogoku.model.gat_graph import GraphParams, daily_graphs, return_panel
 
     returns = return_panel(df, panel.dates, panel.codes)
     panel.graphs = daily_graphs(returns, [120, 121], GraphParams(lookback=40, min_obs=30, threshold=0.2, top_k=5))

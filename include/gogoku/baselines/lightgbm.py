@@ -1,4 +1,4 @@
-"""LightGBM baseline: one regressor per horizon and walk-forward fold.
+"""LightGBM baseline: one regressor per horizon and walk-forward fold (`LightGBMModel`).
 
 Leakage rules (docs/model.md, pitfall 5):
 - each fold trains on its training dates only; early stopping uses `validation_split` of those
@@ -13,6 +13,7 @@ levels keep market-wide information (e.g. the TOPIX regime) that per-Date z-scor
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -22,10 +23,10 @@ import numpy as np
 import polars as pl
 
 from gogoku.dataset.normalize import cs_rank, cs_zscore
-from gogoku.dataset.splits import Fold, check_training_inputs, fold_summary, validation_split
+from gogoku.dataset.splits import Fold
 from gogoku.errors import InputError
-from gogoku.evaluate.metrics import walk_forward_metrics
 from gogoku.io import atomic_write, write_json_atomic
+from gogoku.train.walkforward import FoldJob, FoldResult, run_walk_forward
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "lambda_l2": 1.0,
     "max_bin": 63,
     "num_threads": 2,
+    "deterministic": True,  # reruns give the same boosters (configs/model/lightgbm.yaml says why)
+    "force_row_wise": True,
     "verbosity": -1,
     "seed": 42,
 }
@@ -63,6 +66,120 @@ def _matrix(df: pl.DataFrame, cols: Sequence[str]) -> np.ndarray:
     return df.select(pl.col(cols).cast(pl.Float32)).to_numpy()
 
 
+class LightGBMModel:
+    """The walk-forward plug-in (gogoku.train.walkforward): one regressor per horizon and fold, early
+    stopping on the fold's validation slice. The last fold's boosters are saved in the model folder as
+    `lightgbm_{h}d.txt` (LightGBM text format) with `feature_importance.json`."""
+
+    kind = "lightgbm"
+    fold_parallel = False  # every fold in one process: a fold takes seconds to minutes
+
+    def __init__(self, params: Mapping[str, Any] | None = None, *, name: str = "lightgbm", num_boost_round: int = 300,
+                 early_stopping_rounds: int = 30, target_transform: TargetTransform = "cs_rank",
+                 feature_transform: FeatureTransform = "raw") -> None:
+        if feature_transform not in ("raw", "cs_z"):
+            raise InputError(f"feature_transform={feature_transform!r}: expected raw or cs_z")
+        self._name = name
+        self.params = {**DEFAULT_PARAMS, **(params or {})}
+        self.num_boost_round, self.early_stopping_rounds = int(num_boost_round), int(early_stopping_rounds)
+        self.target_transform, self.feature_transform = target_transform, feature_transform
+        self.boosters: dict[int, lgb.Booster] = {}
+
+    @classmethod
+    def from_config(cls, cfg: Any, on_epoch_end: Any = None) -> LightGBMModel:
+        """From a run's composed config (`cfg.model`: configs/model/lightgbm.yaml); boosting has no
+        epochs, so `on_epoch_end` is not called."""
+        from omegaconf import OmegaConf
+
+        m = cfg.model
+        return cls(OmegaConf.to_container(m.params, resolve=True), name=str(m.name),
+                   num_boost_round=int(m.num_boost_round), early_stopping_rounds=int(m.early_stopping_rounds),
+                   target_transform=m.target_transform, feature_transform=m.feature_transform)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def fingerprint_config(self) -> dict[str, Any]:
+        return {"params": self.params, "num_boost_round": self.num_boost_round,
+                "early_stopping_rounds": self.early_stopping_rounds, "target_transform": self.target_transform,
+                "feature_transform": self.feature_transform}
+
+    def prepare(self, df: pl.DataFrame, features: list[str], horizons: list[int]) -> pl.DataFrame:
+        self.horizons = horizons
+        self.inputs = features
+        if self.feature_transform == "cs_z":
+            df = cs_zscore(df, features).collect()
+            self.inputs = [f"{c}_cs_z" for c in features]
+        self.df = df.with_columns(_label(df, f"target_{h}d", self.target_transform).alias(f"_label_target_{h}d")
+                                  for h in horizons)
+        return self.df
+
+    def fit_fold(self, job: FoldJob) -> FoldResult:
+        df = self.df
+        fit = df.filter(pl.col("Date").is_in(pl.Series(job.fit_dates, dtype=pl.Date).implode()))
+        valid = df.filter(pl.col("Date").is_in(pl.Series(job.valid_dates, dtype=pl.Date).implode()))
+        test = df.filter(pl.col("Date").is_in(pl.Series(job.test_dates, dtype=pl.Date).implode()))
+        if fit.is_empty() or valid.is_empty() or test.is_empty():
+            raise InputError(f"fold {job.index}: empty fit, validation or test rows")
+        x_fit, x_valid, x_test = _matrix(fit, self.inputs), _matrix(valid, self.inputs), _matrix(test, self.inputs)
+        out = test.select("Code", "Date")
+        per_horizon: dict[int, dict[str, Any]] = {}
+        for h in self.horizons:
+            y_fit = fit[f"_label_target_{h}d"].to_numpy()
+            y_valid = valid[f"_label_target_{h}d"].to_numpy()
+            keep_fit, keep_valid = np.isfinite(y_fit), np.isfinite(y_valid)
+            train_set = lgb.Dataset(x_fit[keep_fit], y_fit[keep_fit], feature_name=list(self.inputs), free_raw_data=True)
+            valid_set = lgb.Dataset(x_valid[keep_valid], y_valid[keep_valid], reference=train_set)
+            try:
+                booster = lgb.train(
+                    self.params,
+                    train_set,
+                    num_boost_round=self.num_boost_round,
+                    valid_sets=[valid_set],
+                    valid_names=["valid"],
+                    callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+                )
+            except lgb.basic.LightGBMError as exc:  # a bad parameter (LightGBM checks them when training starts)
+                raise InputError(f"model.params {dict(self.params)}: LightGBM refused them ({exc})") from None
+            best = booster.best_iteration or self.num_boost_round
+            per_horizon[h] = {"best_iteration": best}
+            self.boosters[h] = booster
+            out = out.with_columns(pl.Series(f"pred_{h}d", booster.predict(x_test, num_iteration=best),
+                                             dtype=pl.Float64))
+            log.info("fold %d h=%dd: fit %d rows, valid %d rows, best iteration %d",
+                     job.index, h, int(keep_fit.sum()), int(keep_valid.sum()), best)
+        if job.folder is not None:
+            _save_boosters(self.boosters, self.inputs, job.folder)
+        return FoldResult(out, horizons=per_horizon)
+
+    def summary(self) -> dict[str, Any]:
+        return {"target_transform": self.target_transform, "feature_transform": self.feature_transform}
+
+    def finish(self, model_dir: Path | None, last_fold: FoldJob | None) -> None:
+        """The last fold's boosters and their feature importance into the model folder."""
+        if model_dir is None or last_fold is None or last_fold.folder is None:
+            return
+        for h in self.horizons:
+            name = f"lightgbm_{h}d.txt"
+            atomic_write(model_dir / name, lambda tmp, n=name: shutil.copyfile(last_fold.folder / n, tmp))
+        shutil.copyfile(last_fold.folder / "feature_importance.json", model_dir / "feature_importance.json")
+
+    @classmethod
+    def load_final(cls, folder: Path, description: Mapping[str, Any]) -> FinalModel:
+        """The refit boosters of `folder` (final/), as `final/model.json` describes them."""
+        return FinalModel(folder, description["features"], description["horizons"],
+                          description["refit"]["feature_transform"])
+
+    def fit_final(self, df: pl.DataFrame, features: list[str], horizons: list[int], folder: Path,
+                  metrics: Mapping[str, Any]) -> dict[str, Any]:
+        """As many rounds per horizon as the walk-forward early stopping chose (the median over the folds)."""
+        rounds = {h: int(np.median([f["best_iteration"] for f in metrics["horizons"][f"{h}d"]["folds"]]))
+                  for h in horizons}
+        return fit_final(df, features, horizons, rounds, self.params, target_transform=self.target_transform,
+                         feature_transform=self.feature_transform, folder=folder)
+
+
 def train_lightgbm(
     df: pl.DataFrame,
     feature_cols: Sequence[str],
@@ -78,86 +195,14 @@ def train_lightgbm(
     feature_transform: FeatureTransform = "raw",
     model_dir: Path | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Walk-forward train/predict every horizon; return (test predictions, metrics).
-
-    Predictions: Code, Date, fold, pred_{h}d, target_{h}d for every test row. Metrics: per horizon
-    the `evaluate_predictions` statistics over all test blocks together plus a `folds` list, and a
-    `folds` list of the date ranges. With `model_dir`, the last fold's boosters are saved there as
-    `lightgbm_{h}d.txt` (LightGBM text format) with `feature_importance.json`.
-    """
-    feature_cols = list(feature_cols)
-    targets = [f"target_{h}d" for h in horizons]
-    folds = check_training_inputs(df, feature_cols, horizons, folds, valid_embargo)
-    params = {**DEFAULT_PARAMS, **(params or {})}
-
-    model_inputs = feature_cols
-    if feature_transform == "cs_z":
-        df = cs_zscore(df, feature_cols).collect()
-        model_inputs = [f"{c}_cs_z" for c in feature_cols]
-    elif feature_transform != "raw":
-        raise InputError(f"feature_transform={feature_transform!r}: expected raw or cs_z")
-    df = df.with_columns(_label(df, t, target_transform).alias(f"_label_{t}") for t in targets)
-
-    fold_info: list[dict[str, Any]] = []
-    pred_parts: list[pl.DataFrame] = []
-    best_iters: dict[int, list[int]] = {h: [] for h in horizons}
-    boosters: dict[int, lgb.Booster] = {}
-    for fold in folds:
-        fit_dates, valid_dates = validation_split(fold.train_dates, valid_fraction, valid_embargo)
-        fit = df.filter(pl.col("Date").is_in(pl.Series(fit_dates, dtype=pl.Date).implode()))
-        valid = df.filter(pl.col("Date").is_in(pl.Series(valid_dates, dtype=pl.Date).implode()))
-        test = fold.filter(df, "test")
-        if fit.is_empty() or valid.is_empty() or test.is_empty():
-            raise InputError(f"fold {fold.index}: empty fit, validation or test rows")
-        x_fit, x_valid, x_test = _matrix(fit, model_inputs), _matrix(valid, model_inputs), _matrix(test, model_inputs)
-        out = test.select("Code", "Date", pl.lit(fold.index, dtype=pl.Int32).alias("fold"))
-        for h, target in zip(horizons, targets, strict=True):
-            y_fit = fit[f"_label_{target}"].to_numpy()
-            y_valid = valid[f"_label_{target}"].to_numpy()
-            keep_fit, keep_valid = np.isfinite(y_fit), np.isfinite(y_valid)
-            train_set = lgb.Dataset(x_fit[keep_fit], y_fit[keep_fit], feature_name=list(model_inputs), free_raw_data=True)
-            valid_set = lgb.Dataset(x_valid[keep_valid], y_valid[keep_valid], reference=train_set)
-            try:
-                booster = lgb.train(
-                    params,
-                    train_set,
-                    num_boost_round=num_boost_round,
-                    valid_sets=[valid_set],
-                    valid_names=["valid"],
-                    callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
-                )
-            except lgb.basic.LightGBMError as exc:  # a bad parameter (LightGBM checks them when training starts)
-                raise InputError(f"model.params {dict(params)}: LightGBM refused them ({exc})") from None
-            best = booster.best_iteration or num_boost_round
-            best_iters[h].append(best)
-            boosters[h] = booster
-            pred = booster.predict(x_test, num_iteration=best)
-            out = out.with_columns(pl.Series(f"pred_{h}d", pred, dtype=pl.Float64), test[target])
-            log.info(
-                "fold %d h=%dd: fit %d rows, valid %d rows, best iteration %d",
-                fold.index, h, int(keep_fit.sum()), int(keep_valid.sum()), best,
-            )
-        pred_parts.append(out)
-        fold_info.append(
-            {**fold_summary(fold, fit_dates, valid_dates), "fit_rows": fit.height, "valid_rows": valid.height,
-             "test_rows": test.height}
-        )
-
-    predictions = pl.concat(pred_parts).sort("Code", "Date")
-    # Per fold: point figures only; the bootstrap intervals are for the whole test span.
-    per_horizon = walk_forward_metrics(predictions, horizons, fold_info,
-                                       lambda h, i: {"best_iteration": best_iters[h][i]}, bootstrap=None)
-    metrics = {
-        "model": "lightgbm",
-        "horizons": per_horizon,
-        "folds": fold_info,
-        "n_features": len(feature_cols),
-        "target_transform": target_transform,
-        "feature_transform": feature_transform,
-    }
-    if model_dir is not None:
-        _save_boosters(boosters, model_inputs, Path(model_dir))
-    return predictions, metrics
+    """Walk-forward train/predict every horizon; return (test predictions, metrics) (see
+    gogoku.train.walkforward.run_walk_forward)."""
+    if target_transform not in ("raw", "cs_rank", "cs_z"):
+        raise InputError(f"target_transform={target_transform!r}: expected raw, cs_rank or cs_z")
+    model = LightGBMModel(params, num_boost_round=num_boost_round, early_stopping_rounds=early_stopping_rounds,
+                          target_transform=target_transform, feature_transform=feature_transform)
+    return run_walk_forward(model, df, feature_cols, horizons, folds, valid_fraction=valid_fraction,
+                            valid_embargo=valid_embargo, model_dir=model_dir)
 
 
 def _save_boosters(boosters: Mapping[int, lgb.Booster], names: Sequence[str], model_dir: Path) -> None:

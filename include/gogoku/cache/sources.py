@@ -26,6 +26,7 @@ from gogoku.cache.remote import RemoteSync, StoreCheckpoint, SyncReport
 from gogoku.config import Settings
 from gogoku.errors import InputError
 from gogoku.jquants.checkpoint import DirectoryCheckpoint
+from gogoku.jquants.endpoints import endpoint
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,19 @@ class AdjustmentRestatement:
 @dataclass(frozen=True)
 class CachedSource:
     name: str
-    date_col: str
     key_cols: tuple[str, ...]
     # When a day's data is final: `lag` JPX business days after the date column's day, at `at` (Tokyo).
     publication: Publication
     restatement: Restatement | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.key_cols, tuple) and isinstance(self.publication, Publication)):
+            raise TypeError(f"CachedSource {self.name}: expected key columns (a tuple) and a Publication")
+
+    @property
+    def date_col(self) -> str:
+        """The column the source's records are dated by (the endpoint's: what a request's dates mean)."""
+        return endpoint(self.name).date_column
 
 
 # Times: J-Quants' data-update schedule (jpx-jquants.com/spec/data-update; "about" times, the cache adds
@@ -68,34 +77,34 @@ class CachedSource:
 CACHED_SOURCES: dict[str, CachedSource] = {
     s.name: s
     for s in (
-        CachedSource("trading_calendar", "Date", ("Date",), Publication(ahead=True)),
+        CachedSource("trading_calendar", ("Date",), Publication(ahead=True)),
         # The next day's list at 17:30, possibly updated at 08:00 on the day itself.
-        CachedSource("listed_info", "Date", ("Code", "Date"), Publication(0, _at(8))),
-        CachedSource("daily_quotes", "Date", ("Code", "Date"), Publication(0, _at(16, 30)),
+        CachedSource("listed_info", ("Code", "Date"), Publication(0, _at(8))),
+        CachedSource("daily_quotes", ("Code", "Date"), Publication(0, _at(16, 30)),
                      AdjustmentRestatement()),
-        CachedSource("topix", "Date", ("Date",), Publication(0, _at(16, 30))),
+        CachedSource("topix", ("Date",), Publication(0, _at(16, 30))),
         # Preliminary at 18:00, final at 24:30 (00:30 the next morning).
-        CachedSource("statements", "DisclosedDate", ("LocalCode", "DisclosureNumber"), Publication(0, _at(24, 30))),
+        CachedSource("statements", ("LocalCode", "DisclosureNumber"), Publication(0, _at(24, 30))),
         # The night session's data at 27:00 (03:00 the next morning).
-        CachedSource("futures", "Date", ("Code", "Date"), Publication(0, _at(27))),
+        CachedSource("futures", ("Code", "Date"), Publication(0, _at(27))),
         # The 4th business day after the week (Thursday): PublishedDate itself, 16:30 (simulator 15:30).
-        CachedSource("trades_spec", "PublishedDate", ("Section", "PublishedDate"), Publication(0, _at(16, 30))),
+        CachedSource("trades_spec", ("Section", "PublishedDate"), Publication(0, _at(16, 30))),
         # The Friday's balances on the 2nd business day after it (Tuesday), 16:30.
-        CachedSource("weekly_margin_interest", "Date", ("Code", "Date"), Publication(2, _at(16, 30))),
-        CachedSource("daily_margin_interest", "PublishedDate", ("Code", "ApplicationDate", "PublishedDate"),
+        CachedSource("weekly_margin_interest", ("Code", "Date"), Publication(2, _at(16, 30))),
+        CachedSource("daily_margin_interest", ("Code", "ApplicationDate", "PublishedDate"),
                      Publication(0, _at(16, 30))),
-        CachedSource("short_selling", "Date", ("Sector33Code", "Date"), Publication(0, _at(16, 30))),
-        CachedSource("short_selling_positions", "DisclosedDate",
+        CachedSource("short_selling", ("Sector33Code", "Date"), Publication(0, _at(16, 30))),
+        CachedSource("short_selling_positions",
                      ("Code", "ShortSellerName", "CalculatedDate", "DisclosedDate"), Publication(0, _at(17, 30))),
         # The earnings calendar of a day: 19:00 the business day before.
-        CachedSource("announcement", "Date", ("Code", "Date"), Publication(-1, _at(19))),
-        CachedSource("indices", "Date", ("Code", "Date"), Publication(0, _at(16, 30))),
-        CachedSource("prices_am", "Date", ("Code", "Date"), Publication(0, _at(12))),
-        CachedSource("breakdown", "Date", ("Code", "Date"), Publication(0, _at(18))),
+        CachedSource("announcement", ("Code", "Date"), Publication(-1, _at(19))),
+        CachedSource("indices", ("Code", "Date"), Publication(0, _at(16, 30))),
+        CachedSource("prices_am", ("Code", "Date"), Publication(0, _at(12))),
+        CachedSource("breakdown", ("Code", "Date"), Publication(0, _at(18))),
         # Updated hourly from 12:00 to 19:00.
-        CachedSource("dividend", "AnnouncementDate", ("Code", "ReferenceNumber"), Publication(0, _at(19))),
-        CachedSource("index_option", "Date", ("Code", "Date"), Publication(0, _at(27))),
-        CachedSource("options", "Date", ("Code", "Date"), Publication(0, _at(27))),
+        CachedSource("dividend", ("Code", "ReferenceNumber"), Publication(0, _at(19))),
+        CachedSource("index_option", ("Code", "Date"), Publication(0, _at(27))),
+        CachedSource("options", ("Code", "Date"), Publication(0, _at(27))),
     )
 }
 
@@ -136,7 +145,7 @@ class SourceLoader:
         if self.offline:
             return self
         if self.settings.api_url is None:
-            from gogoku.jquants.session import start_simulator
+            from gogoku.sim.local import start_simulator
 
             self._server = start_simulator(self.settings)
             self._url = self._server.url

@@ -45,11 +45,9 @@ from gogoku.dataset.manifest import (
     write_dataset,
 )
 from gogoku.dataset.targets import HORIZONS, add_targets, target_columns
-from gogoku.engine import collect_engine
 from gogoku.errors import InputError
-from gogoku.features import graph
-from gogoku.features.families import family_adders
-from gogoku.features.market import MARKET_FEATURES, STOCK_MARKET_FEATURES, Z_WINDOW, add_market_features
+from gogoku.features import peer_graph
+from gogoku.features.family_groups import family_adders
 from gogoku.features.price import PRICE_FEATURES, price_features
 from gogoku.features.sector import (
     IDENTITY_COLUMNS,
@@ -66,6 +64,8 @@ from gogoku.features.statements import (
     add_statement_features_full,
     has_full_columns,
 )
+from gogoku.features.topix import MARKET_FEATURES, STOCK_MARKET_FEATURES, Z_WINDOW, add_market_features
+from gogoku.polars_engine import collect_engine
 
 __all__ = [
     "ChunkedDataset", "QuotesHistory", "build_dataset", "build_dataset_chunked", "date_chunks",
@@ -245,7 +245,7 @@ def _plan(
         if graph_step is None:
             fam_absent["graph"] = "correlation graph disabled"
         else:
-            groups["graph"] = graph.GRAPH_FEATURES
+            groups["graph"] = peer_graph.GRAPH_FEATURES
         for group, why in fam_absent.items():
             log.info("dataset: group %s absent: %s", group, why)
         absent.update(fam_absent)
@@ -367,7 +367,7 @@ def build_dataset(
     # frame, then cut to [start, end] and kept as Float32 columns only: one wide Float64 frame of every
     # group over the history took several times the output's memory. The pieces share the rows of
     # `base` in (Code, Date) order and are put side by side once at the end. Every collect uses the
-    # same engine (gogoku.engine: the GPU where cudf-polars is installed, else the CPU in-memory one).
+    # same engine (gogoku.polars_engine: the GPU where cudf-polars is installed, else the CPU in-memory one).
     engine = collect_engine()
     log.info("dataset: polars engine %s", "gpu (cudf-polars)" if engine != "in-memory" else "cpu (in-memory)")
     base = attach_listed_info(q, _checked(listed, "listed")).collect(engine=engine)
@@ -381,10 +381,10 @@ def build_dataset(
 
     pieces: dict[str, pl.DataFrame] = {}
     if spec.graph_step is not None:
-        g = graph.graph_features(q.select("Code", "Date", "AdjustmentClose").collect(), step=spec.graph_step,
+        g = peer_graph.graph_features(q.select("Code", "Date", "AdjustmentClose").collect(), step=spec.graph_step,
                                  start=start)
         pieces["graph"] = piece(keys.join(g.lazy(), on=list(KEYS), how="left", maintain_order="left"),
-                                graph.GRAPH_FEATURES, "graph")
+                                peer_graph.GRAPH_FEATURES, "graph")
         del g
     del q, quotes  # the raw quotes are not needed past `base` (freed here unless the caller holds them)
 
@@ -696,7 +696,7 @@ def _cross_chunk(
         # Graphs are rebuilt on fixed sessions of the exchange calendar (every `step`), from a full window
         # of returns: start a window before the rebuild in force on the chunk's first session, so that
         # every graph in force in the chunk is the one-shot's (none built yet: from the first session).
-        w, step = graph.WINDOW, spec.graph_step
+        w, step = peer_graph.WINDOW, spec.graph_step
         ords = session_ordinals(dates[w : i_cs + 1])
         built = [t for t, o in enumerate(ords, start=w) if o % step == 0]
         graph_from = dates[built[-1] - w if built else 0]
@@ -725,10 +725,10 @@ def _cross_chunk(
             prices = pl.concat([prices, pl.DataFrame(
                 {"Code": missing, "Date": [graph_from] * len(missing), "AdjustmentClose": [None] * len(missing)},
                 schema=prices.schema)])
-        g = graph.graph_features(prices, step=spec.graph_step)
+        g = peer_graph.graph_features(prices, step=spec.graph_step)
         times["graph"] = time.perf_counter() - t1
         pieces["graph"] = piece(keys.lazy().join(g.lazy(), on=list(KEYS), how="left", maintain_order="left"),
-                                graph.GRAPH_FEATURES, "graph")
+                                peer_graph.GRAPH_FEATURES, "graph")
         del prices, g
     if spec.futures is not None:
         pieces["futures"] = piece(keys.lazy().join(spec.futures, on="Date", how="left", maintain_order="left"),

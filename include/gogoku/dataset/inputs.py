@@ -37,7 +37,7 @@ def load_inputs(loader: Any, plan: str, history_start: dt.date, end: dt.date, *,
     """Every source of `plan` for [history_start, end] through the loader (a cache.sources.SourceLoader).
     Offline, a family source missing from the cache is left out (its group is then listed as absent);
     a core source missing is an error naming the refresh to run."""
-    from gogoku.features.families import FAMILY_SOURCES
+    from gogoku.features.family_groups import FAMILY_SOURCES
     from gogoku.jquants.endpoints import endpoint
 
     inputs = BuildInputs(dict.fromkeys(CORE_SOURCES), dict.fromkeys(FAMILY_SOURCES))

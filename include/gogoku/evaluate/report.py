@@ -183,7 +183,7 @@ def load_test_rows(model_dir: Path) -> pl.DataFrame:
 # ---------------------------------------------------------------- oracle
 @functools.lru_cache(maxsize=2)
 def _market(seed: int, stocks: int, end: dt.date) -> Any:
-    from gogoku.jquants.market import SimMarket
+    from gogoku.sim.market import SimMarket
 
     log.info("rebuilding the simulated market (seed %d, %d stocks) for the oracle", seed, stocks)
     return SimMarket(seed=seed, n_stocks=stocks, end=end)

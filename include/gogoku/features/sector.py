@@ -8,7 +8,7 @@ result joins back on (Date, Sector33Code). There is no target encoding of the se
 are cross-sectional z-scores among the members of a sector on one Date.
 
 Bounded memory (gogoku.features.memory): the longest windows are the time-series z-scores
-`sec_vol_20_z` and `sec_ret_20d_z` (`gogoku.features.market.Z_WINDOW` = 240 daily values of 20-session
+`sec_vol_20_z` and `sec_ret_20d_z` (`gogoku.features.topix.Z_WINDOW` = 240 daily values of 20-session
 statistics: 260 sessions of the sector series).
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from gogoku.features.market import rolling_beta, ts_zscore
 from gogoku.features.price import ANNUALIZE, window
+from gogoku.features.topix import rolling_beta, ts_zscore
 
 IDENTITY_COLUMNS: tuple[str, ...] = ("Section", "MarketCode", "Sector33Code", "Sector17Code")
 

@@ -2,7 +2,7 @@
 
 - The objective is the mean over the last `folds` walk-forward folds of the best validation score
   (horizon-weighted mean daily RankIC on the validation slice at the end of the fold's training
-  dates, after its embargo); `gogoku.train.atft.validation_scores` never reads a test block.
+  dates, after its embargo); `gogoku.train.walkforward.validation_scores` never reads a test block.
 - Each epoch reports its validation score, so the median pruner stops weak trials early.
 - The study lives in an RDB: SQLite under `<data root>/hpo/` by default, or any SQLAlchemy URL
   (`postgresql://...` in a deployment). Workers that share the storage and study name run trials
@@ -30,7 +30,8 @@ from omegaconf import OmegaConf
 from gogoku.config import Settings
 from gogoku.errors import InputError
 from gogoku.storage import ensure_writable_dir
-from gogoku.train.run import compose_config, config_dir, prepare
+from gogoku.train.run import build_model, compose_config, config_dir, prepare
+from gogoku.train.walkforward import validation_scores
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,9 @@ def run_search(
     if n_trials < 0:
         raise InputError(f"--n-trials {n_trials}: expected 0 (only summarize the study) or more")
     base = prepare(dataset, model, overrides, settings)
-    if base.trainer != "atft":
-        raise InputError(f"--model {model}: hpo searches the ATFT-GAT-FAN models (atft_gat_fan, atft_tiny)")
+    if not callable(getattr(base.model_class, "validate_fold", None)):
+        raise InputError(f"--model {model}: its model class {base.model_class.__name__} has no validation objective "
+                         "(validate_fold); hpo searches the ATFT-GAT-FAN models (atft_gat_fan, atft_tiny)")
     n_folds = int(search.get("folds", 1))
     if not 1 <= n_folds <= len(base.folds):
         raise InputError(f"folds={n_folds}: expected 1..{len(base.folds)} (the dataset has {len(base.folds)} folds)")
@@ -117,7 +119,6 @@ def run_search(
         if sqlite_rel is not None:
             settings.store.publish(sqlite_rel)
 
-    from gogoku.train.atft import validation_scores  # torch only once the inputs are known to be valid
 
     def objective(trial: optuna.Trial) -> float:
         trial_overrides = suggest_overrides(trial, search["space"])
@@ -133,11 +134,9 @@ def run_search(
                 raise optuna.TrialPruned(f"fold {fold} epoch {epoch}: validation score {value:.4f}")
 
         t0 = time.perf_counter()
-        scores = validation_scores(
-            base.df, base.features, OmegaConf.to_container(cfg.model, resolve=True), folds, base.horizons,
-            seed=int(cfg.seed), valid_fraction=float(cfg.validation.fraction),
-            valid_embargo=int(cfg.validation.embargo), on_epoch_end=report,
-        )
+        scores = validation_scores(build_model(cfg, on_epoch_end=report), base.df, base.features, base.horizons,
+                                   folds, valid_fraction=float(cfg.validation.fraction),
+                                   valid_embargo=int(cfg.validation.embargo))
         value = float(sum(scores) / len(scores))
         trial.set_user_attr("overrides", trial_overrides)
         trial.set_user_attr("fold_scores", scores)
@@ -150,7 +149,8 @@ def run_search(
         # Heartbeats let another worker retry the trial of a worker that died mid-trial.
         storage = open_rdb_storage(
             storage, heartbeat_interval=int(search.get("heartbeat_s", 30)), grace_period=int(search.get("grace_s", 120)),
-            heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(
+            heartbeat_stale_trial_callback=getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback",
+                                                   optuna.storages.RetryFailedTrialCallback)(
                 max_retry=int(search.get("max_retry", 2))))
     study = optuna.create_study(
         study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import GATv2Conv
 
-from gogoku.model.graph import EDGE_DIM
+from gogoku.model.gat_graph import EDGE_DIM
 
 
 class GraphEncoder(nn.Module):

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
-import json
 import logging
 import math
 import os
@@ -30,14 +28,16 @@ import numpy as np
 import polars as pl
 import torch
 
-from gogoku.dataset.splits import Fold, check_training_inputs, fold_summary, validation_split
+from gogoku.dataset.splits import Fold, validation_split
 from gogoku.errors import GogokuError, InputError
-from gogoku.evaluate.metrics import json_clean, walk_forward_metrics
-from gogoku.io import atomic_write, write_json_atomic, write_parquet_atomic
-from gogoku.model.atft import ATFTGATFAN, ATFTConfig, count_parameters
-from gogoku.model.graph import GraphParams, daily_graphs, return_panel
+from gogoku.evaluate.metrics import json_clean
+from gogoku.io import atomic_write
+from gogoku.model.gat_graph import GraphParams, daily_graphs, return_panel
 from gogoku.model.losses import LossConfig, MultiHorizonLoss, day_pearson, hard_rank
+from gogoku.model.network import ATFTGATFAN, ATFTConfig, count_parameters
+from gogoku.train import walkforward
 from gogoku.train.data import Batch, FoldNormalizer, Panel
+from gogoku.train.walkforward import FINAL_FOLD, FoldJob, FoldResult
 
 log = logging.getLogger(__name__)
 
@@ -374,13 +374,11 @@ class FoldTrainer:
 
 
 # ---------------------------------------------------------------------- walk-forward
-def _fingerprint(cfg: Mapping[str, Any], *parts: Any) -> str:
-    """A hash of what a fold's training depends on, to refuse resuming someone else's checkpoint."""
-    settings = {k: v for k, v in cfg.items() if k != "name"}
-    # Where it runs does not change what is trained: a GPU run may be resumed on another machine.
+def _fingerprint_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The model config without what says where it runs: a GPU run may be resumed on another machine."""
+    settings = dict(cfg)
     settings["training"] = {k: v for k, v in dict(cfg.get("training", {})).items() if k not in ("device", "compile")}
-    text = json.dumps([settings, *parts], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return settings
 
 
 @dataclass
@@ -423,6 +421,117 @@ def _setup(df: pl.DataFrame, feature_cols: list[str], model_cfg: Mapping[str, An
     return _Setup(cfg, name, settings, arch, loss_cfg, norm_cfg, panel, df)
 
 
+class AtftModel:
+    """The walk-forward plug-in (gogoku.train.walkforward) for ATFT-GAT-FAN: per fold, the normalizer
+    fitted on the fitting dates and a `FoldTrainer` (checkpoint after every epoch in the fold folder,
+    TensorBoard logs in `tensorboard/fold{k}`); the folds can train in separate processes."""
+
+    kind = "atft"
+    fold_parallel = True
+
+    def __init__(self, model_cfg: Mapping[str, Any], *, seed: int = 42, valid_fraction: float = 0.15,
+                 valid_embargo: int = 20, on_epoch_end: EpochHook | None = None) -> None:
+        self.cfg = dict(model_cfg)
+        self.seed, self.valid_fraction, self.valid_embargo = seed, valid_fraction, valid_embargo
+        self.on_epoch_end = on_epoch_end
+        self.samples_per_s: list[float] = []
+        self.n_params: int | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Any, on_epoch_end: EpochHook | None = None) -> AtftModel:
+        """From a run's composed config (`cfg.model`: configs/model/atft_gat_fan.yaml and its variants)."""
+        from omegaconf import OmegaConf
+
+        return cls(OmegaConf.to_container(cfg.model, resolve=True), seed=int(cfg.seed),
+                   valid_fraction=float(cfg.validation.fraction), valid_embargo=int(cfg.validation.embargo),
+                   on_epoch_end=on_epoch_end)
+
+    @staticmethod
+    def extra_columns(model_cfg: Mapping[str, Any]) -> list[str]:
+        """Columns the daily graphs need besides the features (read when present)."""
+        return ["MarketCode", "Sector33Code", str(dict(model_cfg.get("graph", {})).get("return_col", "returns_1d"))]
+
+    @property
+    def name(self) -> str:
+        return str(self.cfg.get("name", "atft_gat_fan"))
+
+    def fingerprint_config(self) -> dict[str, Any]:
+        return _fingerprint_config(self.cfg)
+
+    def prepare(self, df: pl.DataFrame, features: list[str], horizons: list[int]) -> pl.DataFrame:
+        self.features, self.horizons = features, horizons
+        self.setup = _setup(df, features, self.cfg, horizons, self.seed)
+        self.n_params = count_parameters(ATFTGATFAN(self.setup.arch))
+        settings = self.setup.settings
+        log.info("%s: %d parameters, %d features, seq_len %d, phases %s", self.name, self.n_params, len(features),
+                 settings.seq_len, [(p.name, p.epochs) for p in settings.phases])
+        return self.setup.df
+
+    def _trainer(self, job: FoldJob) -> tuple[FoldTrainer, FoldNormalizer]:
+        setup = self.setup
+        normalizer = FoldNormalizer.fit(setup.df, self.features, job.fit_dates, **setup.norm_cfg)
+        setup.panel.set_features(normalizer.transform(setup.df))
+        trainer = FoldTrainer(
+            setup.panel, job.index, setup.panel.day_indices(job.fit_dates), setup.panel.day_indices(job.valid_dates),
+            setup.arch, setup.loss_cfg, setup.settings, ckpt_dir=job.folder,
+            log_dir=job.model_dir / "tensorboard" / f"fold{job.index}" if job.model_dir is not None else None,
+            on_epoch_end=self.on_epoch_end, fingerprint=job.fingerprint,
+        )
+        return trainer, normalizer
+
+    def fit_fold(self, job: FoldJob) -> FoldResult:
+        panel = self.setup.panel
+        trainer, normalizer = self._trainer(job)
+        trainer.load_checkpoint()
+        snapshots = trainer.run()
+        batch, preds = trainer.predict(snapshots, panel.day_indices(job.test_dates))
+        out = pl.DataFrame({
+            "Code": [panel.codes[i] for i in batch.stock_index],
+            "Date": [panel.dates[i] for i in batch.day_index],
+        }).with_columns(pl.col("Date").cast(pl.Date))
+        out = out.with_columns(pl.Series(f"pred_{h}d", preds[h], dtype=pl.Float64) for h in self.horizons)
+        speed = float(np.nanmean(trainer.samples_per_s)) if trainer.samples_per_s else None
+        if speed is not None:
+            self.samples_per_s.append(speed)
+        best_epochs = [int(snap["epoch"]) for snap in snapshots]
+        if job.folder is not None:
+            atomic_write(job.folder / "snapshots.pt", lambda tmp: torch.save(
+                {"snapshots": snapshots, "architecture": self.setup.arch.__dict__, "features": self.features,
+                 "normalizer": normalizer.__dict__}, tmp))
+        return FoldResult(
+            out,
+            info={"epochs_run": trainer.epoch, "snapshot_epochs": best_epochs,
+                  "snapshot_phases": [snap["phase"] for snap in snapshots]},
+            horizons={h: {"best_epoch": best_epochs[0]} for h in self.horizons},
+            extra={"samples_per_s": speed, "history": [json_clean(e) for e in trainer.history]},
+        )
+
+    def validate_fold(self, job: FoldJob) -> float:
+        """The best validation score (horizon-weighted mean daily RankIC) of a run on the fitting dates."""
+        trainer, _ = self._trainer(job)
+        trainer.run()
+        return max((e["val_score"] for e in trainer.history if math.isfinite(e["val_score"])), default=-math.inf)
+
+    def summary(self) -> dict[str, Any]:
+        settings = self.setup.settings
+        return {"parameters": self.n_params, "phases": [p.__dict__ for p in settings.phases],
+                "samples_per_s": float(np.mean(self.samples_per_s)) if self.samples_per_s else None,
+                "device": str(resolve_device(settings.device))}
+
+    def finish(self, model_dir: Path | None, last_fold: FoldJob | None) -> None:
+        """Every fold keeps its own snapshots: nothing to add."""
+
+    @classmethod
+    def load_final(cls, folder: Path, description: Mapping[str, Any]) -> FinalModel:
+        """The refit network of `folder` (final/snapshots.pt)."""
+        return FinalModel(folder)
+
+    def fit_final(self, df: pl.DataFrame, features: list[str], horizons: list[int], folder: Path,
+                  metrics: Mapping[str, Any]) -> dict[str, Any]:
+        return fit_final(df, features, self.cfg, horizons, seed=self.seed, valid_fraction=self.valid_fraction,
+                         valid_embargo=self.valid_embargo, folder=folder, on_epoch_end=self.on_epoch_end)
+
+
 def validation_scores(
     df: pl.DataFrame,
     feature_cols: Sequence[str],
@@ -440,25 +549,10 @@ def validation_scores(
 
     The folds' test blocks are never read: this is the objective of hyperparameter search.
     """
-    feature_cols, horizons = list(feature_cols), [int(h) for h in horizons]
-    if not folds:
-        raise InputError("no folds to validate on")
-    train_dates = sorted({d for f in folds for d in f.train_dates})
-    df = df.filter(pl.col("Date").is_in(pl.Series(train_dates, dtype=pl.Date).implode()))
-    setup = _setup(df, feature_cols, model_cfg, horizons, seed)
-    scores = []
-    for fold in folds:
-        fit_dates, valid_dates = validation_split(fold.train_dates, valid_fraction, valid_embargo)
-        normalizer = FoldNormalizer.fit(setup.df, feature_cols, fit_dates, **setup.norm_cfg)
-        setup.panel.set_features(normalizer.transform(setup.df))
-        trainer = FoldTrainer(
-            setup.panel, fold.index, setup.panel.day_indices(fit_dates), setup.panel.day_indices(valid_dates),
-            setup.arch, setup.loss_cfg, setup.settings, on_epoch_end=on_epoch_end,
-        )
-        trainer.run()
-        best = max((e["val_score"] for e in trainer.history if math.isfinite(e["val_score"])), default=-math.inf)
-        scores.append(best)
-    return scores
+    model = AtftModel(model_cfg, seed=seed, valid_fraction=valid_fraction, valid_embargo=valid_embargo,
+                      on_epoch_end=on_epoch_end)
+    return walkforward.validation_scores(model, df, feature_cols, horizons, folds, valid_fraction=valid_fraction,
+                                         valid_embargo=valid_embargo)
 
 
 def train_atft(
@@ -475,114 +569,22 @@ def train_atft(
     on_epoch_end: EpochHook | None = None,
     only_folds: Sequence[int] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Walk-forward train/predict; return (test predictions, metrics) shaped like `train_lightgbm`.
+    """Walk-forward train/predict; return (test predictions, metrics) shaped like `train_lightgbm`
+    (gogoku.train.walkforward.run_walk_forward).
 
     `model_cfg` is the composed `model` config (architecture, graph, loss, training). With
     `model_dir`, checkpoints, TensorBoard logs and each fold's snapshots go there and an
     interrupted run resumes from them. With `only_folds` (and `model_dir`) only those folds are
-    trained and saved, and the result is an empty frame with {"folds_trained": [...]}: a later call
-    without it on the same `model_dir` loads them, so folds can train in parallel processes.
+    trained and saved: a later call without it on the same `model_dir` loads them.
     """
-    if only_folds is not None and model_dir is None:
-        raise InputError("only_folds needs model_dir: the folder a later run assembles the folds from")
-    feature_cols = list(feature_cols)
-    horizons = [int(h) for h in horizons]
-    targets = [f"target_{h}d" for h in horizons]
-    folds = check_training_inputs(df, feature_cols, horizons, folds, valid_embargo)
-    setup = _setup(df, feature_cols, model_cfg, horizons, seed)
-    cfg, name, settings, arch, loss_cfg, norm_cfg, panel = (
-        setup.cfg, setup.name, setup.settings, setup.arch, setup.loss_cfg, setup.norm_cfg, setup.panel)
-    df = setup.df
-    n_params = count_parameters(ATFTGATFAN(arch))
-    log.info("%s: %d parameters, %d features, seq_len %d, phases %s", name, n_params, len(feature_cols),
-             settings.seq_len, [(p.name, p.epochs) for p in settings.phases])
-    fold_info: list[dict[str, Any]] = []
-    pred_parts: list[pl.DataFrame] = []
-    best_epochs: list[list[int]] = []
-    samples_per_s: list[float] = []
-    for fold in folds:
-        if only_folds is not None and fold.index not in only_folds:
-            continue
-        fit_dates, valid_dates = validation_split(fold.train_dates, valid_fraction, valid_embargo)
-        fold_dir = Path(model_dir) / "checkpoints" / f"fold{fold.index}" if model_dir is not None else None
-        done_file = fold_dir / "result.json" if fold_dir is not None else None
-        fingerprint = _fingerprint(cfg, feature_cols, horizons, seed, fit_dates, valid_dates, fold.test_dates)
-        if done_file is not None and done_file.is_file():
-            result = json.loads(done_file.read_text())
-            if result.get("fingerprint") != fingerprint:
-                raise InputError(f"{done_file}: saved by a run with other settings, data or folds; use a new --out folder")
-            out = pl.read_parquet(fold_dir / "predictions.parquet")
-            log.info("fold %d: already trained, predictions loaded from %s", fold.index, fold_dir)
-        else:
-            normalizer = FoldNormalizer.fit(df, feature_cols, fit_dates, **norm_cfg)
-            panel.set_features(normalizer.transform(df))
-            trainer = FoldTrainer(
-                panel, fold.index, panel.day_indices(fit_dates), panel.day_indices(valid_dates), arch, loss_cfg,
-                settings, ckpt_dir=fold_dir,
-                log_dir=Path(model_dir) / "tensorboard" / f"fold{fold.index}" if model_dir is not None else None,
-                on_epoch_end=on_epoch_end, fingerprint=fingerprint,
-            )
-            trainer.load_checkpoint()
-            snapshots = trainer.run()
-            batch, preds = trainer.predict(snapshots, panel.day_indices(fold.test_dates))
-            out = pl.DataFrame({
-                "Code": [panel.codes[i] for i in batch.stock_index],
-                "Date": [panel.dates[i] for i in batch.day_index],
-            }).with_columns(pl.col("Date").cast(pl.Date), pl.lit(fold.index, dtype=pl.Int32).alias("fold"))
-            out = out.with_columns(pl.Series(f"pred_{h}d", preds[h], dtype=pl.Float64) for h in horizons)
-            result = {
-                "fingerprint": fingerprint,
-                "best_epochs": [int(snap["epoch"]) for snap in snapshots],
-                "snapshot_phases": [snap["phase"] for snap in snapshots],
-                "epochs_run": trainer.epoch,
-                "samples_per_s": float(np.nanmean(trainer.samples_per_s)) if trainer.samples_per_s else None,
-                "history": [json_clean(e) for e in trainer.history],
-            }
-            if fold_dir is not None:
-                atomic_write(fold_dir / "snapshots.pt", lambda tmp, s=snapshots, n=normalizer: torch.save(
-                    {"snapshots": s, "architecture": arch.__dict__, "features": feature_cols,
-                     "normalizer": n.__dict__}, tmp))
-                write_parquet_atomic(out, fold_dir / "predictions.parquet")
-                write_json_atomic(result, done_file)
-        test_rows = df.select("Code", "Date", *targets)
-        out = out.join(test_rows, on=["Code", "Date"], how="left")
-        out = out.select("Code", "Date", "fold", *[c for h in horizons for c in (f"pred_{h}d", f"target_{h}d")])
-        pred_parts.append(out)
-        best_epochs.append(result["best_epochs"])
-        if result.get("samples_per_s") is not None:
-            samples_per_s.append(result["samples_per_s"])
-        fold_info.append({
-            **fold_summary(fold, fit_dates, valid_dates),
-            "fit_rows": df.filter(pl.col("Date").is_in(pl.Series(fit_dates, dtype=pl.Date).implode())).height,
-            "valid_rows": df.filter(pl.col("Date").is_in(pl.Series(valid_dates, dtype=pl.Date).implode())).height,
-            "test_rows": out.height,
-            "epochs_run": result["epochs_run"],
-            "snapshot_epochs": result["best_epochs"],
-            "snapshot_phases": result["snapshot_phases"],
-        })
-
-    speed = {"samples_per_s": float(np.mean(samples_per_s)) if samples_per_s else None,
-             "device": str(resolve_device(settings.device))}
-    if only_folds is not None:
-        return pl.DataFrame(), {"folds_trained": [info["fold"] for info in fold_info], "parameters": n_params, **speed}
-    predictions = pl.concat(pred_parts).sort("Code", "Date")
-    # Per fold: point figures only (as the LightGBM baseline); the bootstrap intervals are for the whole test span.
-    per_horizon = walk_forward_metrics(predictions, horizons, fold_info, lambda h, i: {"best_epoch": best_epochs[i][0]},
-                                       bootstrap=None)
-    metrics = {
-        "model": name,
-        "horizons": per_horizon,
-        "folds": fold_info,
-        "n_features": len(feature_cols),
-        "parameters": n_params,
-        "phases": [p.__dict__ for p in settings.phases],
-        **speed,
-    }
-    return predictions, metrics
+    model = AtftModel(model_cfg, seed=seed, valid_fraction=valid_fraction, valid_embargo=valid_embargo,
+                      on_epoch_end=on_epoch_end)
+    return walkforward.run_walk_forward(model, df, feature_cols, horizons, folds, seed=seed,
+                                        valid_fraction=valid_fraction, valid_embargo=valid_embargo,
+                                        model_dir=model_dir, only_folds=only_folds)
 
 
 # ---------------------------------------------------------------- the production model
-FINAL_FOLD = 999  # the refit's fold index: its own seed stream ("fold 999" in the logs), never a real fold
 
 
 def fit_final(
@@ -607,7 +609,8 @@ def fit_final(
     fit_dates, valid_dates = validation_split(labelled, valid_fraction, valid_embargo)
     normalizer = FoldNormalizer.fit(setup.df, feature_cols, fit_dates, **setup.norm_cfg)
     setup.panel.set_features(normalizer.transform(setup.df))
-    fingerprint = _fingerprint(setup.cfg, feature_cols, horizons, seed, fit_dates, valid_dates, "final")
+    fingerprint = walkforward.fingerprint(_fingerprint_config(setup.cfg), feature_cols, horizons, seed, fit_dates,
+                                          valid_dates, "final")
     trainer = FoldTrainer(
         setup.panel, FINAL_FOLD, setup.panel.day_indices(fit_dates), setup.panel.day_indices(valid_dates), setup.arch,
         setup.loss_cfg, setup.settings, ckpt_dir=folder / "checkpoint", on_epoch_end=on_epoch_end,

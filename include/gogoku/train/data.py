@@ -22,7 +22,7 @@ import polars as pl
 import torch
 
 from gogoku.errors import InputError
-from gogoku.model.graph import DayGraph
+from gogoku.model.gat_graph import DayGraph
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
@@ -30,12 +29,12 @@ from gogoku.dataset.manifest import MAX_NULL_FEATURE_SHARE, localize_dataset, re
 from gogoku.dataset.splits import Fold, walk_forward_splits
 from gogoku.errors import InputError
 from gogoku.io import atomic_write, write_json_atomic, write_latest_pointer, write_parquet_atomic
+from gogoku.train.walkforward import FINAL_FOLD, load_class, run_walk_forward
 
 log = logging.getLogger(__name__)
 
 PRIMARY_CONFIG = "train/config"
 MODELS = "models"
-TRAINERS = ("lightgbm", "atft")  # model.trainer (default: model.name) -> the walk-forward trainer
 HEADLINE = ("rank_ic_mean", "ic_mean", "rank_icir", "ls_sharpe", "n_days")
 
 
@@ -91,25 +90,22 @@ def select_features(manifest: dict[str, Any], cfg: DictConfig) -> list[str]:
     return chosen
 
 
-def _train_lightgbm(
-    df: pl.DataFrame, features: list[str], horizons: list[int], folds: list[Fold], cfg: DictConfig, out: Path
-) -> tuple[pl.DataFrame, dict[str, Any]]:
-    from gogoku.baselines.lightgbm import train_lightgbm  # each trainer imports its own library
+def model_class(cfg: DictConfig) -> Any:
+    """The walk-forward model class a config names in `model._target_` (e.g.
+    gogoku.baselines.lightgbm.LightGBMModel); adding a model is a config file and such a class."""
+    target = cfg.model.get("_target_")
+    if not target:
+        raise InputError(f"model {cfg.model.name!r}: its config sets no _target_ (the model class)")
+    try:
+        return load_class(str(target))
+    except InputError as exc:
+        raise InputError(f"model {cfg.model.name!r}: {exc}") from None
 
-    return train_lightgbm(
-        df,
-        features,
-        horizons=horizons,
-        folds=folds,
-        params=OmegaConf.to_container(cfg.model.params, resolve=True),
-        num_boost_round=int(cfg.model.num_boost_round),
-        early_stopping_rounds=int(cfg.model.early_stopping_rounds),
-        valid_fraction=float(cfg.validation.fraction),
-        valid_embargo=int(cfg.validation.embargo),
-        target_transform=cfg.model.target_transform,
-        feature_transform=cfg.model.feature_transform,
-        model_dir=out,
-    )
+
+def build_model(cfg: DictConfig, on_epoch_end: Callable[[int, int, dict[str, Any]], None] | None = None) -> Any:
+    """The run's model: `model_class(cfg).from_config(cfg, on_epoch_end)` (the hook runs after each
+    epoch of an iteratively trained model, e.g. to publish its checkpoint)."""
+    return model_class(cfg).from_config(cfg, on_epoch_end=on_epoch_end)
 
 
 @dataclass
@@ -120,7 +116,7 @@ class Prepared:
     uri: str
     summary: dict[str, Any]
     cfg: DictConfig
-    trainer: str
+    model_class: Any
     horizons: list[int]
     features: list[str]
     df: pl.DataFrame
@@ -128,63 +124,48 @@ class Prepared:
 
 
 def prepare(dataset: str | Path | None, model: str, overrides: Sequence[str] = (),
-            settings: Settings | None = None, model_config: str | None = None) -> Prepared:
+            settings: Settings | None = None, model_config: str | None = None, dates_only: bool = False) -> Prepared:
     """Resolve (a URI, a path, or None/`latest`: the newest dataset of the plan tier), fetch and
-    validate the dataset, compose the config and split the dates into folds."""
+    validate the dataset, compose the config and split the dates into folds. `dates_only`: read only
+    the Date column (enough for the folds)."""
     settings = settings or Settings.from_env()
     path, uri = localize_dataset(settings.store, None if dataset is None else str(dataset), settings.plan_tier)
     cfg = compose_config(model, overrides, settings.store.localize(model_config) if model_config else None)
-    summary = validate_dataset(path, float(cfg.validation.get("max_null_feature_share", MAX_NULL_FEATURE_SHARE)))
+    # A plan reads no values: the run that trains validates them.
+    summary = {} if dates_only else validate_dataset(
+        path, float(cfg.validation.get("max_null_feature_share", MAX_NULL_FEATURE_SHARE)))
     manifest = read_manifest(path)
-    trainer = str(cfg.model.get("trainer", cfg.model.name))
-    if trainer not in TRAINERS:
-        raise InputError(f"model {cfg.model.name!r}: no trainer {trainer!r} in this version (available: {', '.join(TRAINERS)})")
+    cls = model_class(cfg)
     horizons = [int(h) for h in cfg.horizons]
     missing = [f"target_{h}d" for h in horizons if f"target_{h}d" not in manifest["targets"]]
     if missing:
         raise InputError(f"{path}: horizons {horizons} need target(s) {missing} that the dataset lacks")
     features = select_features(manifest, cfg)
     columns = ["Code", "Date", *features, *[f"target_{h}d" for h in horizons]]
-    if trainer == "atft":
-        # The graph needs the daily returns and the market / sector33 labels even when not features.
+    if hasattr(cls, "extra_columns"):  # e.g. what the daily graphs need even when not features
         available = pl.read_parquet_schema(path)
-        wanted = ("MarketCode", "Sector33Code", str(cfg.model.graph.return_col))
+        wanted = cls.extra_columns(OmegaConf.to_container(cfg.model, resolve=True))
         columns += [c for c in wanted if c in available and c not in columns]
-    df = pl.read_parquet(path, columns=columns)
+    df = pl.read_parquet(path, columns=dates_only and ["Date"] or columns)
     folds = walk_forward_splits(df["Date"].unique().sort().to_list(), **OmegaConf.to_container(cfg.splits))
 
-    return Prepared(path, uri, summary, cfg, trainer, horizons, features, df, folds)
+    return Prepared(path, uri, summary, cfg, cls, horizons, features, df, folds)
 
 
 FINAL = "final"  # the production model's folder inside a run (refit=true)
 
 
-def _refit(run: Prepared, metrics: dict[str, Any], folder: Path, on_epoch: Callable[[], None]) -> dict[str, Any]:
+def _refit(run: Prepared, model: Any, metrics: dict[str, Any], folder: Path) -> dict[str, Any]:
     """Fit the production model on every labelled row of the dataset and describe it in
     `final/model.json`: what a prediction needs (kind, features, horizons) and how it was judged."""
     cfg, horizons = run.cfg, run.horizons
     folder.mkdir(parents=True, exist_ok=True)
     log.info("refit: the production model on every labelled date of %s", run.uri)
-    if run.trainer == "atft":
-        from gogoku.train.atft import fit_final
-
-        info = fit_final(run.df, run.features, OmegaConf.to_container(cfg.model, resolve=True), horizons,
-                         seed=int(cfg.seed), valid_fraction=float(cfg.validation.fraction),
-                         valid_embargo=int(cfg.validation.embargo), folder=folder,
-                         on_epoch_end=lambda fold, epoch, entry: on_epoch())
-    else:
-        from gogoku.baselines.lightgbm import fit_final
-
-        # As many rounds as the walk-forward early stopping chose (the median over the folds).
-        rounds = {h: int(np.median([f["best_iteration"] for f in metrics["horizons"][f"{h}d"]["folds"]]))
-                  for h in horizons}
-        info = fit_final(run.df, run.features, horizons, rounds, OmegaConf.to_container(cfg.model.params, resolve=True),
-                         target_transform=cfg.model.target_transform, feature_transform=cfg.model.feature_transform,
-                         folder=folder)
+    info = model.fit_final(run.df, run.features, horizons, folder, metrics)
     labelled = run.df.filter(pl.any_horizontal(pl.col(f"target_{h}d").is_not_null() for h in horizons))["Date"]
     manifest = read_manifest(run.path)
     description = {
-        "kind": run.trainer, "model": str(cfg.model.name), "features": run.features, "horizons": horizons,
+        "kind": model.kind, "model": str(cfg.model.name), "features": run.features, "horizons": horizons,
         "dataset": run.uri, "plan": manifest.get("plan"), "trained_from": str(labelled.min()),
         "trained_through": str(labelled.max()), "data_end": str(run.df["Date"].max()),
         "refit": info, "code_version": gogoku.code_version(),
@@ -195,6 +176,26 @@ def _refit(run: Prepared, metrics: dict[str, Any], folder: Path, on_epoch: Calla
     }
     write_json_atomic(description, folder / "model.json")
     return {k: description[k] for k in ("kind", "trained_from", "trained_through", "refit")}
+
+
+def plan(dataset: str | Path | None, model: str = "lightgbm", overrides: Sequence[str] = (),
+         settings: Settings | None = None, model_config: str | None = None) -> dict[str, Any]:
+    """`gogoku train --plan-only`: what a run with these arguments would train, without training: its
+    walk-forward folds (index and date ranges), whether they can train as separate tasks, the pod
+    profile (`model.pod_profile`) and the dataset. Reads the config and the dataset's Date column."""
+    run = prepare(dataset, model, overrides, settings, model_config, dates_only=True)
+    return {
+        "model": str(run.cfg.model.name),
+        "kind": run.model_class.kind,
+        "dataset": run.uri,
+        "folds": [{"fold": f.index, "train_start": str(f.train_dates[0]), "test_start": str(f.test_dates[0]),
+                   "test_end": str(f.test_dates[-1])} for f in run.folds],
+        "n_folds": len(run.folds),
+        "fold_parallel": bool(run.model_class.fold_parallel),
+        "profile": str(run.cfg.model.get("pod_profile", "cpu")),
+        "refit": bool(run.cfg.get("refit")),
+        "n_features": len(run.features),
+    }
 
 
 def train(
@@ -225,10 +226,10 @@ def train(
     store = settings.store
     run = prepare(dataset, model, overrides, settings, model_config)
     model = str(run.cfg.model.name)
-    path, summary, cfg, trainer, horizons, features, df, folds = (
-        run.path, run.summary, run.cfg, run.trainer, run.horizons, run.features, run.df, run.folds)
+    path, summary, cfg, horizons, features, df, folds = (
+        run.path, run.summary, run.cfg, run.horizons, run.features, run.df, run.folds)
     if only_folds is not None:
-        if trainer != "atft":
+        if not run.model_class.fold_parallel:
             raise InputError(f"--fold: model {model!r} trains every fold in one run (folds apply to neural models)")
         known = [f.index for f in folds]
         unknown = sorted(set(only_folds) - set(known))
@@ -255,30 +256,20 @@ def train(
     atomic_write(out / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True)))
     if rel is not None:
         store.publish(f"{rel}/config.yaml")
-    if trainer == "atft":
-        from gogoku.train.atft import train_atft  # torch is imported only for the models that need it
 
-        predictions, metrics = train_atft(
-            df,
-            features,
-            OmegaConf.to_container(cfg.model, resolve=True),
-            horizons=horizons,
-            folds=folds,
-            seed=int(cfg.seed),
-            valid_fraction=float(cfg.validation.fraction),
-            valid_embargo=int(cfg.validation.embargo),
-            model_dir=out,
-            only_folds=only_folds,
-            # Each epoch's checkpoint reaches the store, so a retried pod resumes where this one stopped.
-            on_epoch_end=lambda fold, epoch, entry: publish(f"checkpoints/fold{fold}"),
-        )
-        if only_folds is not None:
-            publish(last=["result.json"])
-            return {"model": model, "model_dir": where, "dataset": run.uri, **metrics}
-    else:
-        predictions, metrics = _train_lightgbm(df, features, horizons, folds, cfg, out)
+    def on_epoch_end(fold: int, epoch: int, entry: dict[str, Any]) -> None:
+        # Each epoch's checkpoint reaches the store, so a retried pod resumes where this one stopped.
+        publish(f"{FINAL}/checkpoint" if fold == FINAL_FOLD else f"checkpoints/fold{fold}")
+
+    fitted = build_model(cfg, on_epoch_end=on_epoch_end)
+    predictions, metrics = run_walk_forward(
+        fitted, df, features, horizons, folds, seed=int(cfg.seed), valid_fraction=float(cfg.validation.fraction),
+        valid_embargo=int(cfg.validation.embargo), model_dir=out, only_folds=only_folds)
+    if only_folds is not None:
+        publish(last=["result.json"])
+        return {"model": model, "model_dir": where, "dataset": run.uri, **metrics}
     if cfg.get("refit"):
-        metrics["refit"] = _refit(run, metrics, out / FINAL, lambda: publish(f"{FINAL}/checkpoint"))
+        metrics["refit"] = _refit(run, fitted, metrics, out / FINAL)
     metrics = {"dataset": run.uri, "dataset_rows": summary["rows"], **metrics, "features": features}
     write_parquet_atomic(predictions, out / "predictions.parquet")
     write_json_atomic(metrics, out / "metrics.json")  # the run's completion marker: written and published last

@@ -9,8 +9,10 @@ AirflowFailException, so that the task fails without retrying.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Param
@@ -19,14 +21,20 @@ from airflow.sdk.exceptions import AirflowFailException
 from gogoku_airflow.plans import DEFAULT_PLAN_TIER, PLAN_TIERS
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
-# Models `gogoku train --model` accepts (configs/model/); the production network gets the GPU pod
-# profile; the neural ones can train one task per walk-forward fold.
-MODELS = ("lightgbm", "atft_gat_fan", "atft_tiny")
-GPU_MODELS: frozenset[str] = frozenset({"atft_gat_fan"})
-NEURAL_MODELS: frozenset[str] = frozenset({"atft_gat_fan", "atft_tiny"})
-# configs/train/config.yaml splits.n_splits: the fold tasks mapped when the overrides do not set it (a
-# fold the run lacks fails naming the run's folds; a fold without a task is trained by the assembly).
-DEFAULT_N_SPLITS = 5
+# Where a model list comes from when no config folder is found (a DAG processor without configs/).
+FALLBACK_MODELS = ("lightgbm", "atft_gat_fan", "atft_tiny")
+
+
+def model_choices() -> tuple[str, ...]:
+    """The models `gogoku train --model` accepts: the names of configs/model/*.yaml ($GOGOKU_CONFIG_DIR,
+    else the configs/ folder of this checkout), lightgbm first. Each config says the rest (its class,
+    pod profile, folds): `gogoku train --plan-only` reports it."""
+    env = os.environ.get("GOGOKU_CONFIG_DIR")
+    folder = Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    names = sorted(p.stem for p in (folder / "model").glob("*.yaml"))
+    if not names:
+        return FALLBACK_MODELS
+    return tuple(sorted(names, key=lambda n: (n != "lightgbm", n)))
 
 
 class InvalidParam(AirflowFailException):
@@ -78,21 +86,6 @@ def validate_overrides(value: Any) -> list[str]:
     return overrides
 
 
-def n_splits_from_overrides(overrides: list[str]) -> int:
-    """The walk-forward fold count a `gogoku train` run with these Hydra overrides will use."""
-    for item in reversed(overrides):
-        key, _, value = item.partition("=")
-        if key.strip().lstrip("+") == "splits.n_splits":
-            try:
-                n = int(value)
-            except ValueError:
-                raise InvalidParam(f"param 'overrides': splits.n_splits={value!r} is not an integer") from None
-            if n < 1:
-                raise InvalidParam(f"param 'overrides': splits.n_splits={n} must be at least 1")
-            return n
-    return DEFAULT_N_SPLITS
-
-
 def run_name(model: str, run_id: str) -> str:
     """A model folder name for a DAG run: `<model>_<run id>` with only [A-Za-z0-9._-]."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}_{run_id}").strip("._") or model
@@ -133,8 +126,10 @@ def hpo_plan(params: Mapping[str, Any], run_id: str) -> dict[str, Any]:
     share = -(-n_trials // workers)
     argvs = [[*base, "--n-trials", str(min(share, n_trials - k * share)), *overrides]
              for k in range(workers) if n_trials - k * share > 0]
+    # The workers' pod profile is the model config's (`gogoku train --plan-only` reports it).
+    plan_argv = ["train", "--dataset", dataset, "--plan", plan, "--model", model, "--plan-only", *overrides]
     return {"workers": argvs, "best": [*base, "--n-trials", "0", *overrides], "plan": plan, "study": study,
-            "profile": "gpu" if model == "atft_gat_fan" else "cpu"}
+            "plan_argv": plan_argv}
 
 
 # Hydra overrides every gogoku_training run gets before its own `overrides` param (a JSON list of

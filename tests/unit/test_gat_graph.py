@@ -1,4 +1,4 @@
-"""Per-day correlation graphs (gogoku.model.graph): hand-computed edges, realistic data, no look-ahead."""
+"""Per-day correlation graphs (gogoku.model.gat_graph): hand-computed edges, realistic data, no look-ahead."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gogoku.errors import InputError
-from gogoku.model.graph import GraphParams, daily_graphs, ewm_correlation, return_panel
+from gogoku.model.gat_graph import GraphParams, daily_graphs, ewm_correlation, return_panel
 
 FLAT = 1e9  # a half-life this long weights every session equally
 

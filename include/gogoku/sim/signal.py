@@ -2,98 +2,69 @@
 
 Everything here is drawn before (and independently of) the price paths, from its own random streams, so
 that the planted signal of each family enters expected returns exactly from the session on which its
-information is public under the as-of rule (docs/data.md):
+information is public under the as-of rule (docs/data.md). The parameters named below live in
+`gogoku.sim.base`.
 
 - **pead**: each quarterly statement carries a surprise s ~ N(0, 1) (it moves the quarter's operating
-  margin, so it is visible in the disclosed profits and forecasts), and so does each forecast revision
-  (EarnForecastRevision, about one in five quarters: the forecasts move by 3% (sales) / 10% (profits) per
-  unit surprise). Its effective session E is the
-  disclosure date when disclosed before that session's close (15:00, 15:30 from 2024-11-05), else the
-  next session. The price reacts on E (a jump in E's return) and drifts after it: the family's term at
-  the close of t >= E is s * exp(-(t - E) / PEAD_TAU).
-- **margin**: a weekly AR(1) long-vs-short margin imbalance x per stock, recorded as of the week's last
-  session (the Friday) and published after the close of the second business day after it; usable from the
-  third. High long-margin overhang predicts weak returns: the term is -x of the latest usable week.
-- **flow**: a weekly AR(1) foreign net-buying balance per section, published in trades_spec after the
-  close of the fourth business day of the following week (a Thursday), usable from the next session.
-  The term is f[section] * (cross-sectional z of log market cap): foreign buying lifts large caps.
+  margin by SURPRISE_MARGIN, so it is visible in the disclosed profits and forecasts), and so does each
+  forecast revision (EarnForecastRevision, about one in five quarters: the forecasts move by 3% (sales) /
+  10% (profits) per unit surprise). Its effective session E is the disclosure date when disclosed before
+  that session's close (15:00, 15:30 from 2024-11-05), else the next session. The price reacts on E (a
+  jump of PEAD_JUMP sigmas in E's return) and drifts after it: the family's term at the close of t >= E
+  is s * exp(-(t - E) / PEAD_TAU).
+- **margin**: a weekly AR(1) (PHI_MARGIN) long-vs-short margin imbalance x per stock, recorded as of the
+  week's last session (the Friday) and published after the close of the second business day after it;
+  usable from the third. High long-margin overhang predicts weak returns: the term is -x of the latest
+  usable week.
+- **flow**: a weekly AR(1) (PHI_FLOW) foreign net-buying balance per section, published in trades_spec
+  after the close of the fourth business day of the following week (a Thursday), usable from the next
+  session. The term is f[section] * (cross-sectional z of log market cap): foreign buying lifts large caps.
 
 Reversal, momentum, quality and the lead-lag spillover depend on the price paths and live in
-`SimMarket.paths`.
+`gogoku.sim.market.SimMarket.paths`. The functions here read a market through `base.MarketState`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gogoku import calendar as cal
+from gogoku.sim.base import (
+    FAR,
+    FLOW_PUBLISH_LAG,
+    MARGIN_PUBLISH_LAG,
+    MARKET_CODES,
+    PEAD_TAU,
+    PHI_FLOW,
+    PHI_MARGIN,
+    REORG_DATE,
+    SECTIONS_OLD,
+    SLOT_OF_MARKET,
+    Lifecycle,
+    MarketState,
+    StatementSchedule,
+    Weeks,
+    all_sessions,
+    month_end,
+    usable_week,
+)
 
-if TYPE_CHECKING:
-    from gogoku.jquants.market import SimMarket
-
-REORG_DATE = dt.date(2022, 4, 4)  # TSE market restructuring: Prime / Standard / Growth
-MARKET_CODES = ("0101", "0102", "0104", "0106", "0107", "0111", "0112", "0113")
-MARKET_NAMES = {
-    "0101": "東証一部", "0102": "東証二部", "0104": "マザーズ", "0106": "JASDAQ スタンダード",
-    "0107": "JASDAQ グロース", "0111": "プライム", "0112": "スタンダード", "0113": "グロース",
-}
-# Section slots of trades_spec: the slot a market code belongs to, and the slot names before/after the reorg.
-SLOT_OF_MARKET = np.array([0, 1, 2, 3, 3, 0, 1, 2])
-SECTIONS_OLD = ("TSE1st", "TSE2nd", "TSEMothers", "TSEJASDAQ")
-SECTIONS_NEW = ("TSEPrime", "TSEStandard", "TSEGrowth")
-TOPIX_OLD, TOPIX_NEW = (0,), (5, 6)  # market-code indices inside TOPIX before / after the reorg
-
-PEAD_TAU = 30.0  # sessions: half-life about 21 sessions
-PEAD_JUMP = 1.5  # reaction on the effective session, in idiosyncratic sigmas per unit surprise
-SURPRISE_MARGIN = 0.02  # operating-margin shift of the quarter per unit surprise
-PHI_MARGIN, PHI_FLOW = 0.85, 0.6  # weekly AR(1) persistence
-MARGIN_PUBLISH_LAG, FLOW_PUBLISH_LAG = 2, 4  # business days after the record date / week end
-_PEAD_NORM = math.sqrt(float(np.mean(np.exp(-2 * np.arange(63) / PEAD_TAU))))
-FAR = np.datetime64("2262-01-01")
-
-
-@dataclass(frozen=True)
-class Lifecycle:
-    ipo: np.ndarray  # datetime64[D]: first listed session
-    delist: np.ndarray  # datetime64[D]: first session no longer listed (FAR if never)
-    old_market: np.ndarray  # int index into MARKET_CODES before the reorg
-    new_market: np.ndarray  # after the reorg, before any segment change
-    change: np.ndarray  # datetime64[D] of a segment change (FAR if none)
-    changed_market: np.ndarray  # after the change
-    leaders: np.ndarray  # (N, K) peers whose past returns a stock follows
-    cap_z: np.ndarray  # cross-sectional z of log market cap at the start
-    long_frac: np.ndarray  # typical long margin balance / shares
-    short_frac: np.ndarray
-
-    def market_at(self, dates: np.ndarray) -> np.ndarray:
-        """(len(dates), N) index into MARKET_CODES of each stock's market on each date."""
-        d = np.asarray(dates, dtype="datetime64[D]")[:, None]
-        after = np.where(d >= self.change[None, :], self.changed_market[None, :], self.new_market[None, :])
-        return np.where(d < np.datetime64(REORG_DATE), self.old_market[None, :], after).astype(np.int8)
-
-    def listed_at(self, dates: np.ndarray) -> np.ndarray:
-        d = np.asarray(dates, dtype="datetime64[D]")[:, None]
-        return (d >= self.ipo[None, :]) & (d < self.delist[None, :])
+# Scales the pead term to unit variance over a quarter (63 sessions) of decay.
+PEAD_NORM = math.sqrt(float(np.mean(np.exp(-2 * np.arange(63) / PEAD_TAU))))
 
 
-def all_sessions() -> np.ndarray:
-    return np.array(cal.business_days(*cal.calendar_bounds()), dtype="datetime64[D]")
-
-
-def build_lifecycle(m: SimMarket) -> Lifecycle:
+def build_lifecycle(m: MarketState) -> Lifecycle:
     """Listings, delistings, segment changes and the latent peer graph, drawn relative to `start`.
 
     About 6% of the codes list after the start (IPO within ~10 years), 4% delist within ~10 years and 6%
-    move segment (within ~3 years after the reorg). Offsets count sessions of the offline calendar from `start`, so they
-    do not depend on `end`.
+    move segment (within ~3 years after the reorg). Offsets count sessions of the offline calendar from
+    `start`, so they do not depend on `end`.
     """
     u, n = m.universe, m.n_stocks
-    rng = m._rng("lifecycle")
+    rng = m.rng("lifecycle")
     sessions = all_sessions()
     s0 = int(np.searchsorted(sessions, np.datetime64(m.start)))
 
@@ -136,17 +107,8 @@ def build_lifecycle(m: SimMarket) -> Lifecycle:
                      short_frac=short_frac)
 
 
-@dataclass(frozen=True)
-class Weeks:
-    """The weekly grid from the week of `start`: record dates and publication dates (datetime64[D])."""
-
-    first: np.ndarray  # first session of the week (trades_spec StartDate)
-    record: np.ndarray  # last session of the week (weekly margin Date, trades_spec EndDate)
-    margin_published: np.ndarray  # after the close of the 2nd business day after `record`
-    flow_published: np.ndarray  # after the close of the 4th business day after `record`
-
-
-def build_weeks(m: SimMarket) -> Weeks:
+def build_weeks(m: MarketState) -> Weeks:
+    """The weeks from the week of `start`, with their record and publication sessions."""
     sessions = all_sessions()
     monday0 = np.datetime64(m.start - dt.timedelta(days=m.start.weekday()))
     n_weeks = (m.end - m.start).days // 7 + 3
@@ -169,54 +131,27 @@ def ar1(innovations: np.ndarray, phi: float) -> np.ndarray:
     return out
 
 
-def weekly_latents(m: SimMarket) -> tuple[np.ndarray, np.ndarray]:
+def weekly_latents(m: MarketState) -> tuple[np.ndarray, np.ndarray]:
     """(margin imbalance x (W, N), foreign flow f (W, 4 slots)); drawn week-major from the start's week."""
     n_weeks = len(m.weeks.record)
-    x = ar1(m._rng("margin").standard_normal((n_weeks, m.n_stocks)), PHI_MARGIN)
-    f = ar1(m._rng("flow").standard_normal((n_weeks, len(SECTIONS_OLD))), PHI_FLOW)
+    x = ar1(m.rng("margin").standard_normal((n_weeks, m.n_stocks)), PHI_MARGIN)
+    f = ar1(m.rng("flow").standard_normal((n_weeks, len(SECTIONS_OLD))), PHI_FLOW)
     return x, f
 
 
-def _usable_week(published: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """For each session, the latest week whose after-close publication is usable (-1 if none)."""
-    usable_from = np.searchsorted(days, published, side="right")  # first session after the publication
-    return np.searchsorted(usable_from, np.arange(len(days)), side="right") - 1
+def build_statement_schedule(m: MarketState) -> StatementSchedule:
+    """When each quarterly statement and forecast revision is disclosed, and its surprise.
 
-
-@dataclass(frozen=True)
-class StatementSchedule:
-    """Quarterly statements on a (quarter j, stock) grid, with their disclosure time and surprise."""
-
-    month0: int  # absolute month index of the grid's first row
-    k: np.ndarray  # (J, N) month row of each quarter end
-    qtype: np.ndarray  # 1..3 quarters, 4 = FY
-    fy_first: np.ndarray  # first quarter row of the fiscal year
-    complete: np.ndarray  # bool: inside the grid with a whole fiscal year behind it
-    period_end: np.ndarray  # datetime64[D]
-    disclosed: np.ndarray  # datetime64[D], a session
-    time: np.ndarray  # "HH:MM:SS"
-    effective: np.ndarray  # datetime64[D]: the first session whose close includes the news
-    surprise: np.ndarray  # (J, N) float
-    # Forecast revisions (EarnForecastRevision) between statement j and the next, for about 20% of them.
-    rev: np.ndarray  # bool
-    rev_disclosed: np.ndarray
-    rev_time: np.ndarray
-    rev_effective: np.ndarray
-    rev_surprise: np.ndarray
-
-
-def _month_end(month_index: np.ndarray) -> np.ndarray:
-    start = (np.asarray(month_index) + 1 - 1970 * 12).astype("datetime64[M]").astype("datetime64[D]")
-    return start - np.timedelta64(1, "D")
-
-
-def build_statement_schedule(m: SimMarket) -> StatementSchedule:
+    The grid runs month-major from 15 months before `start`; a stock's quarter ends are the months
+    congruent to its fiscal-year-end month (mod 3). Statements are disclosed 33-50 days after the period
+    end, during the session, at the close or in the evening.
+    """
     u, n = m.universe, m.n_stocks
     mi0 = m.start.year * 12 + m.start.month - 1 - 15
     n_months = m.end.year * 12 + m.end.month - 1 - mi0 + 1
-    unif = m._rng("disclosure").random((n_months, n, 2))
-    surprise_rows = m._rng("surprise").standard_normal((n_months, n))
-    rev_unif = m._rng("revision").random((n_months, n, 5))
+    unif = m.rng("disclosure").random((n_months, n, 2))
+    surprise_rows = m.rng("surprise").standard_normal((n_months, n))
+    rev_unif = m.rng("revision").random((n_months, n, 5))
     first_k = (u.fy_end_month - 1 - mi0) % 3
     j = np.arange(int(((n_months - first_k + 2) // 3).max()))[:, None]
     cols = np.arange(n)[None, :]
@@ -224,7 +159,7 @@ def build_statement_schedule(m: SimMarket) -> StatementSchedule:
     valid = k < n_months
     k = np.minimum(k, n_months - 1)
     pe_mi = mi0 + k
-    period_end = _month_end(pe_mi)
+    period_end = month_end(pe_mi)
     qtype = ((pe_mi % 12 + 1 - u.fy_end_month[None, :]) % 12) // 3
     qtype = np.where(qtype == 0, 4, qtype)
     fy_first = j - qtype + 1
@@ -248,8 +183,8 @@ def build_statement_schedule(m: SimMarket) -> StatementSchedule:
     rev_pos = np.minimum(pos + 3 + np.floor(38 * ru[..., 1]).astype(int), len(sessions) - 2)
     rev_disclosed = sessions[rev_pos]
     rev_change = rev_disclosed >= np.datetime64(cal.CLOSE_CHANGE_DATE)
-    rev_time = np.select([ru[..., 2] < 0.5, ru[..., 2] < 0.8], [np.where(rev_change, "15:30:00", "15:00:00"), "16:00:00"],
-                         "13:00:00")
+    rev_time = np.select([ru[..., 2] < 0.5, ru[..., 2] < 0.8],
+                         [np.where(rev_change, "15:30:00", "15:00:00"), "16:00:00"], "13:00:00")
     rev_surprise = np.sqrt(-2 * np.log1p(-ru[..., 3])) * np.cos(2 * np.pi * ru[..., 4])  # Box-Muller
     return StatementSchedule(month0=mi0, k=k, qtype=qtype, fy_first=np.maximum(fy_first, 0), complete=complete,
                              period_end=period_end, disclosed=disclosed, time=time, effective=effective,
@@ -264,12 +199,12 @@ def _effective(sessions: np.ndarray, pos: np.ndarray, time: np.ndarray) -> np.nd
     return np.where(time >= close, sessions[pos + 1], sessions[pos])
 
 
-def published_signals(m: SimMarket) -> dict[str, np.ndarray]:
+def published_signals(m: MarketState) -> dict[str, np.ndarray]:
     """(T, N) float32 terms of the published-information families at each session's close, and the
     announcement jumps (the surprise on each effective session, 0 elsewhere)."""
     days, n, t_len = m.days, m.n_stocks, len(m.days)
-    sch, life = m._schedule, m.life
-    listed = m._listed_mask
+    sch, life = m.schedule, m.life
+    listed = m.listed_mask
     # Earnings: the surprise lands on its effective session and decays from there.
     jump = np.zeros((t_len, n), np.float32)
     hit = np.zeros((t_len, n), bool)
@@ -283,14 +218,14 @@ def published_signals(m: SimMarket) -> dict[str, np.ndarray]:
     last = np.maximum.accumulate(np.where(hit, np.arange(t_len)[:, None], -1), axis=0)
     cols = np.arange(n)[None, :]
     age = np.arange(t_len)[:, None] - last
-    pead = np.where(last >= 0, jump[np.maximum(last, 0), cols] * np.exp(-age / PEAD_TAU), 0.0) / _PEAD_NORM
+    pead = np.where(last >= 0, jump[np.maximum(last, 0), cols] * np.exp(-age / PEAD_TAU), 0.0) / PEAD_NORM
     # Weekly margin and flows: the latest week usable at each session.
-    x, f = m._weekly
+    x, f = m.weekly
     wk = m.weeks
-    wm = _usable_week(wk.margin_published, days)
+    wm = usable_week(wk.margin_published, days)
     has_margin = m.universe.margin != "3"
     margin = np.where((wm[:, None] >= 0) & has_margin[None, :], -x[np.maximum(wm, 0)], 0.0)
-    wf = _usable_week(wk.flow_published, days)
+    wf = usable_week(wk.flow_published, days)
     slot = SLOT_OF_MARKET[life.market_at(days)]
     flow = np.where(wf[:, None] >= 0, f[np.maximum(wf, 0)[:, None], slot] * life.cap_z[None, :], 0.0)
     return {"pead": pead.astype(np.float32), "margin": margin.astype(np.float32), "flow": flow.astype(np.float32),

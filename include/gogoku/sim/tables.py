@@ -1,17 +1,18 @@
-"""The simulator's market-data tables beyond prices and statements, typed with v1 names (see endpoints).
+"""The simulator's market-data tables beyond prices and statements, typed with v1 names (see
+gogoku.jquants.endpoints); each function reads a market through `base.MarketState`.
 
 Publication schedules (JST; "usable" is the first session whose feature row may use a record under the
-as-of rule):
+as-of rule, "next" the first session after the publication):
 
 | table | record | published | usable |
 |---|---|---|---|
-| weekly_margin_interest | Date = the week's last session (Friday) | 2nd business day after Date, after the close | next session |
-| daily_margin_interest | ApplicationDate = a session of an alert spell | PublishedDate = next session, after the close | session after PublishedDate |
-| trades_spec | StartDate..EndDate = one week | PublishedDate = 4th business day after EndDate (Thursday), 15:30 | next session |
-| short_selling | Date, per Sector33Code | after the close of Date | next session |
-| short_selling_positions | CalculatedDate | DisclosedDate = 2nd business day after, after the close | next session |
+| weekly_margin_interest | Date = the week's last session (Friday) | 2nd business day after Date, after close | next |
+| daily_margin_interest | ApplicationDate = a day of an alert spell | PublishedDate = next session, after close | next |
+| trades_spec | StartDate..EndDate = one week | PublishedDate = 4th business day after EndDate (Thu), 15:30 | next |
+| short_selling | Date, per Sector33Code | after the close of Date | next |
+| short_selling_positions | CalculatedDate | DisclosedDate = 2nd business day after, after the close | next |
 | announcement | Date = the disclosure date of a statement | 19:00 of the previous business day | Date |
-| indices, prices_am, breakdown | Date | after the close (prices_am: 11:30) | next session |
+| indices, prices_am, breakdown | Date | after the close (prices_am: 11:30) | next |
 | dividend | AnnouncementDate / AnnouncementTime = the statement's disclosure | as stated | as-of rule |
 
 Weekly rows are served only once published (publication <= the market's `end`), so a shorter market
@@ -21,16 +22,25 @@ order in which tables are asked for.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import polars as pl
 
-from gogoku.jquants import sim_signal
 from gogoku.jquants.endpoints import ENDPOINTS, PUBLISH_REASONS
-
-if TYPE_CHECKING:
-    from gogoku.jquants.market import SimMarket
+from gogoku.sim.base import (
+    MARKET_CODES,
+    MARKET_NAMES,
+    REORG_DATE,
+    SECTIONS_NEW,
+    SECTIONS_OLD,
+    SECTORS33,
+    MarketState,
+    Weeks,
+    all_sessions,
+    date_series,
+    month_end,
+    on_grid,
+    usable_week,
+)
 
 _TABLES = ("weekly_margin", "daily_margin", "trades_spec", "short_selling", "positions", "indices", "prices_am",
            "breakdown", "dividend")
@@ -38,14 +48,10 @@ ALERT_LEVEL = 1.4  # margin imbalance above which a stock's balances are publish
 MARGIN_VALUES_FROM = np.datetime64("2026-09-25")  # first application date with PubDate and yen balances
 
 
-def _rng(m: SimMarket, table: str) -> np.random.Generator:
-    parent = m._seeds["tables"]
+def _rng(m: MarketState, table: str) -> np.random.Generator:
+    parent = m.seeds["tables"]
     seq = np.random.SeedSequence(parent.entropy, spawn_key=(*parent.spawn_key, _TABLES.index(table)))
     return np.random.default_rng(seq)
-
-
-def _dates(values: np.ndarray, name: str) -> pl.Series:
-    return pl.Series(name, np.asarray(values).astype("datetime64[D]"), dtype=pl.Date)
 
 
 def _typed(source: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -68,9 +74,10 @@ def _margin_split(long: np.ndarray, short: np.ndarray, loanable: np.ndarray) -> 
     return {"long_std": long_std, "long_neg": long - long_std, "short_std": short_std, "short_neg": short - short_std}
 
 
-def weekly_margin_interest(m: SimMarket) -> pl.DataFrame:
+def weekly_margin_interest(m: MarketState) -> pl.DataFrame:
+    """Weekly margin balances per stock (the planted imbalance tilts long vs short), published weeks only."""
     u, life, wk = m.universe, m.life, m.weeks
-    x, _ = m._weekly
+    x, _ = m.weekly
     noise = _rng(m, "weekly_margin").standard_normal((len(wk.record), m.n_stocks, 2))
     shown = (wk.margin_published <= np.datetime64(m.end)) & (wk.record >= np.datetime64(m.start))
     w_idx = np.flatnonzero(shown)
@@ -78,7 +85,7 @@ def weekly_margin_interest(m: SimMarket) -> pl.DataFrame:
     rows = life.listed_at(wk.record[w_idx]) & (u.margin != "3")[None, :]
     ww, ii = np.nonzero(rows)
     w, t = w_idx[ww], t_idx[ww]
-    shares = m._shares[t, ii]
+    shares = m.shares[t, ii]
     long = _round100(shares * life.long_frac[ii] * np.exp(0.35 * x[w, ii] + 0.05 * noise[w, ii, 0]))
     short = _round100(shares * life.short_frac[ii] * np.exp(-0.35 * x[w, ii] + 0.08 * noise[w, ii, 1]))
     split = _margin_split(long, short, u.margin[ii] == "2")
@@ -91,34 +98,35 @@ def weekly_margin_interest(m: SimMarket) -> pl.DataFrame:
         ("LongNegotiable", split["long_neg"]), ("ShortStandardized", split["short_std"]),
         ("LongStandardized", split["long_std"]))}
     return _typed("weekly_margin_interest", pl.DataFrame({
-        "Date": _dates(wk.record[w], "Date"), "Code": u.codes[ii],
+        "Date": date_series(wk.record[w], "Date"), "Code": u.codes[ii],
         "ShortMarginTradeVolume": short, "LongMarginTradeVolume": long,
         "ShortNegotiableMarginTradeVolume": split["short_neg"], "LongNegotiableMarginTradeVolume": split["long_neg"],
-        "ShortStandardizedMarginTradeVolume": split["short_std"], "LongStandardizedMarginTradeVolume": split["long_std"],
+        "ShortStandardizedMarginTradeVolume": split["short_std"],
+        "LongStandardizedMarginTradeVolume": split["long_std"],
         "IssueType": u.margin[ii],
-        "PublishedDate": _dates(np.where(revised, wk.margin_published[w], np.datetime64("NaT")), "PublishedDate"),
+        "PublishedDate": date_series(np.where(revised, wk.margin_published[w], np.datetime64("NaT")), "PublishedDate"),
         **values,
     }, nan_to_null=True))
 
 
-def daily_margin_interest(m: SimMarket) -> pl.DataFrame:
+def daily_margin_interest(m: MarketState) -> pl.DataFrame:
     """Daily publication for stocks whose latest published weekly imbalance is above ALERT_LEVEL.
 
     DailyChange* is null ("-" on the real wire) on the first day of a spell; *ListedShareRatio is null
     ("*") when it rounds below 0.01%.
     """
     u, life, days = m.universe, m.life, m.days
-    x, _ = m._weekly
+    x, _ = m.weekly
     t_len = len(days)
-    wk_usable = sim_signal._usable_week(m.weeks.margin_published, days)
+    wk_usable = usable_week(m.weeks.margin_published, days)
     # The week holding each session: its balances move with that week's imbalance.
     wk_now = np.clip(np.searchsorted(m.weeks.record, days), 0, len(m.weeks.record) - 1)
     level = np.where(wk_usable[:, None] >= 0, x[np.maximum(wk_usable, 0)], -np.inf)
-    alert = (level > ALERT_LEVEL) & m._listed_mask & (u.margin != "3")[None, :]
+    alert = (level > ALERT_LEVEL) & m.listed_mask & (u.margin != "3")[None, :]
     alert[-1] = False  # published the next session, after `end`
     noise = _rng(m, "daily_margin").standard_normal((t_len, m.n_stocks, 3))
     tt, ii = np.nonzero(alert)
-    shares = m._shares[tt, ii]
+    shares = m.shares[tt, ii]
     xn = x[wk_now[tt], ii]
     long = _round100(shares * life.long_frac[ii] * np.exp(0.35 * xn + 0.03 * noise[tt, ii, 0]))
     short = _round100(shares * life.short_frac[ii] * np.exp(-0.35 * xn + 0.05 * noise[tt, ii, 1]))
@@ -131,14 +139,16 @@ def daily_margin_interest(m: SimMarket) -> pl.DataFrame:
         "PrecautionByJSF": flag(lv > 2.0), "UnclearOrSecOnAlert": flag(noise[tt, ii, 2] < -2.05),
     }
     frame = pl.DataFrame({
-        "PublishedDate": _dates(days[tt + 1], "PublishedDate"), "Code": u.codes[ii],
-        "ApplicationDate": _dates(days[tt], "ApplicationDate"),
+        "PublishedDate": date_series(days[tt + 1], "PublishedDate"), "Code": u.codes[ii],
+        "ApplicationDate": date_series(days[tt], "ApplicationDate"),
         **{f"PublishReason_{r}": reasons[r] for r in PUBLISH_REASONS},
         "ShortMarginOutstanding": short, "LongMarginOutstanding": long,
-        "ShortNegotiableMarginOutstanding": split["short_neg"], "ShortStandardizedMarginOutstanding": split["short_std"],
+        "ShortNegotiableMarginOutstanding": split["short_neg"],
+        "ShortStandardizedMarginOutstanding": split["short_std"],
         "LongNegotiableMarginOutstanding": split["long_neg"], "LongStandardizedMarginOutstanding": split["long_std"],
         "_shares": shares, "_idx": tt,
-        "TSEMarginBorrowingAndLendingRegulationClassification": np.where(lv > 2.2, "002", np.where(lv > 2.0, "001", "")),
+        "TSEMarginBorrowingAndLendingRegulationClassification": np.where(lv > 2.2, "002",
+                                                                         np.where(lv > 2.0, "001", "")),
     })
     frame = frame.sort("Code", "ApplicationDate")
     cont = (pl.col("_idx") - pl.col("_idx").shift(1).over("Code")) == 1  # the spell went on from yesterday
@@ -173,14 +183,14 @@ _INVESTOR_SHARES = (
 _SLOT_SALES = np.array([1.5e10, 4e8, 8e8, 3e8])  # weekly brokerage sales per section slot, thousand yen
 
 
-def trades_spec(m: SimMarket) -> pl.DataFrame:
+def trades_spec(m: MarketState) -> pl.DataFrame:
     """Weekly investor-type flows per section; the foreigners' balance is the planted flow latent."""
     wk = m.weeks
-    _, f = m._weekly
+    _, f = m.weekly
     n_w, n_c = len(wk.record), len(_INVESTOR_SHARES)
     z = _rng(m, "trades_spec").standard_normal((n_w, 4, n_c + 2, 2))
     shown = wk.flow_published <= np.datetime64(m.end)
-    old_era = wk.record < np.datetime64(sim_signal.REORG_DATE)
+    old_era = wk.record < np.datetime64(REORG_DATE)
     shares = np.array([s for _, s in _INVESTOR_SHARES])
     size = _SLOT_SALES[None, :] * np.exp(0.15 * z[:, :, n_c, 0])  # (W, slot)
     sales = size[:, :, None] * shares[None, None, :] * np.exp(0.05 * z[:, :, :n_c, 0])
@@ -191,7 +201,7 @@ def trades_spec(m: SimMarket) -> pl.DataFrame:
     prop_sales = 0.25 * size * np.exp(0.05 * z[:, :, n_c + 1, 0])
     prop_buys = prop_sales * (1 + 0.02 * z[:, :, n_c + 1, 1])
     rows = []
-    for slot_names, era in ((sim_signal.SECTIONS_OLD, old_era), (sim_signal.SECTIONS_NEW, ~old_era)):
+    for slot_names, era in ((SECTIONS_OLD, old_era), (SECTIONS_NEW, ~old_era)):
         slots = np.arange(len(slot_names))
         keep = np.flatnonzero(shown & era)
         if not len(keep):
@@ -212,7 +222,7 @@ def trades_spec(m: SimMarket) -> pl.DataFrame:
     return _typed("trades_spec", frame)
 
 
-def _trades_rows(wk: sim_signal.Weeks, keep: np.ndarray, slots: np.ndarray, names: list[str], sales: np.ndarray,
+def _trades_rows(wk: Weeks, keep: np.ndarray, slots: np.ndarray, names: list[str], sales: np.ndarray,
                  purchases: np.ndarray, prop_sales: np.ndarray, prop_buys: np.ndarray) -> pl.DataFrame:
     ww = np.repeat(keep, len(slots))
     ss = np.tile(slots, len(keep))
@@ -231,28 +241,26 @@ def _trades_rows(wk: sim_signal.Weeks, keep: np.ndarray, slots: np.ndarray, name
     put("Proprietary", prop_sales[ww, ss], prop_buys[ww, ss])
     put("Total", cols["ProprietarySales"] + brk_s, cols["ProprietaryPurchases"] + brk_b)
     return pl.DataFrame({
-        "Section": np.array(names)[ss], "PublishedDate": _dates(wk.flow_published[ww], "PublishedDate"),
-        "StartDate": _dates(wk.first[ww], "StartDate"), "EndDate": _dates(wk.record[ww], "EndDate"), **cols,
+        "Section": np.array(names)[ss], "PublishedDate": date_series(wk.flow_published[ww], "PublishedDate"),
+        "StartDate": date_series(wk.first[ww], "StartDate"), "EndDate": date_series(wk.record[ww], "EndDate"), **cols,
     })
 
 
-def short_selling(m: SimMarket) -> pl.DataFrame:
+def short_selling(m: MarketState) -> pl.DataFrame:
     """Per session and 33-sector: turnover split into long sells and short sells with/without price
     restriction (short share about 40%)."""
-    from gogoku.jquants.market import SECTORS33
-
     u, p = m.universe, m.paths
     t_len, n_sec = len(m.days), len(SECTORS33)
     onehot = np.zeros((m.n_stocks, n_sec))
     onehot[np.arange(m.n_stocks), u.sector] = 1.0
-    turnover = (p.turnover * m._listed_mask) @ onehot  # (T, S)
+    turnover = (p.turnover * m.listed_mask) @ onehot  # (T, S)
     z = _rng(m, "short_selling").standard_normal((t_len, n_sec, 2))
     share = np.clip(0.40 + 0.04 * z[..., 0], 0.2, 0.6)
     restricted = share * np.clip(0.9 + 0.03 * z[..., 1], 0.8, 0.97)
     tt, ss = np.nonzero(turnover > 0)
     tv = turnover[tt, ss]
     return _typed("short_selling", pl.DataFrame({
-        "Date": _dates(m.days[tt], "Date"), "Sector33Code": np.array([s[0] for s in SECTORS33])[ss],
+        "Date": date_series(m.days[tt], "Date"), "Sector33Code": np.array([s[0] for s in SECTORS33])[ss],
         "SellingExcludingShortSellingTurnoverValue": np.round(tv * (1 - share[tt, ss])),
         "ShortSellingWithRestrictionsTurnoverValue": np.round(tv * restricted[tt, ss]),
         "ShortSellingWithoutRestrictionsTurnoverValue": np.round(tv * (share - restricted)[tt, ss]),
@@ -266,20 +274,21 @@ _SELLERS = (
 )
 
 
-def short_selling_positions(m: SimMarket) -> pl.DataFrame:
+def short_selling_positions(m: MarketState) -> pl.DataFrame:
     """Large short positions (>= 0.5% of shares): about two reports a year per loanable stock, disclosed
     two business days after their calculation date."""
     u, days = m.universe, m.days
     t_len = len(days)
     draws = _rng(m, "positions").random((t_len, m.n_stocks, 3))
-    event = (draws[..., 0] < np.where(u.margin == "2", 0.008, 0.001)[None, :]) & m._listed_mask
+    event = (draws[..., 0] < np.where(u.margin == "2", 0.008, 0.001)[None, :]) & m.listed_mask
     event[max(t_len - 2, 0):] = False  # disclosed after `end`
     tt, ii = np.nonzero(event)
     ratio = np.round(0.005 + 0.006 * -np.log1p(-draws[tt, ii, 1] * 0.999), 4)
     seller = (draws[tt, ii, 2] * len(_SELLERS)).astype(int)
-    shares = np.round(ratio * m._shares[tt, ii], -2)
+    shares = np.round(ratio * m.shares[tt, ii], -2)
     frame = pl.DataFrame({
-        "DisclosedDate": _dates(days[tt + 2], "DisclosedDate"), "CalculatedDate": _dates(days[tt], "CalculatedDate"),
+        "DisclosedDate": date_series(days[tt + 2], "DisclosedDate"),
+        "CalculatedDate": date_series(days[tt], "CalculatedDate"),
         "Code": u.codes[ii], "ShortSellerName": np.array([s[0] for s in _SELLERS])[seller],
         "ShortSellerAddress": np.array([s[1] for s in _SELLERS])[seller],
         "DiscretionaryInvestmentContractorName": np.full(len(tt), ""),
@@ -299,24 +308,22 @@ def short_selling_positions(m: SimMarket) -> pl.DataFrame:
 _QUARTER_NAMES = {1: "第１四半期", 2: "第２四半期", 3: "第３四半期", 4: "通期"}
 
 
-def announcement(m: SimMarket) -> pl.DataFrame:
+def announcement(m: MarketState) -> pl.DataFrame:
     """The earnings calendar: one row per scheduled statement, Date = its disclosure date."""
-    from gogoku.jquants.market import SECTORS33
-
-    u, sch, life = m.universe, m._schedule, m.life
+    u, sch, life = m.universe, m.schedule, m.life
     keep = sch.complete & (sch.disclosed >= np.datetime64(m.start)) & (sch.disclosed <= np.datetime64(m.end))
     keep &= (sch.disclosed >= life.ipo[None, :]) & (sch.disclosed < life.delist[None, :])
     jj, ii = np.nonzero(keep)
     disclosed = sch.disclosed[jj, ii]
-    market = np.array(sim_signal.MARKET_CODES)[life.market_at(disclosed)[np.arange(len(ii)), ii]]
+    market = np.array(MARKET_CODES)[life.market_at(disclosed)[np.arange(len(ii)), ii]]
     fy_month = u.fy_end_month[ii]
-    fy_end_day = sim_signal._month_end(np.full(len(ii), 2001 * 12) + fy_month - 1).astype(object)
+    fy_end_day = month_end(np.full(len(ii), 2001 * 12) + fy_month - 1).astype(object)
     return _typed("announcement", pl.DataFrame({
-        "Date": _dates(disclosed, "Date"), "Code": u.codes[ii], "CompanyName": u.name_jp[ii],
+        "Date": date_series(disclosed, "Date"), "Code": u.codes[ii], "CompanyName": u.name_jp[ii],
         "FiscalYear": [f"{mo}月{d.day}日" for mo, d in zip(fy_month, fy_end_day, strict=True)],
         "SectorName": np.array([s[1] for s in SECTORS33])[u.sector[ii]],
         "FiscalQuarter": [_QUARTER_NAMES[q] for q in sch.qtype[jj, ii]],
-        "Section": [sim_signal.MARKET_NAMES[c] for c in market],
+        "Section": [MARKET_NAMES[c] for c in market],
     }))
 
 
@@ -333,17 +340,15 @@ def _index_levels(w: np.ndarray, rel: dict[str, np.ndarray], level0: float) -> d
     return {"Open": open_, "High": high, "Low": low, "Close": close}
 
 
-def indices(m: SimMarket) -> pl.DataFrame:
+def indices(m: MarketState) -> pl.DataFrame:
     """TOPIX (0000), its size indices (0028 Core30, 0029 Large70, 002B Mid400, 002D Small), the 33
     sector indices (0040-0060) and, from 2022-04-04, the Prime/Standard/Growth market indices (0500-0502)."""
-    from gogoku.jquants.market import SECTORS33
-
     u, p, days = m.universe, m.paths, m.days
     base = np.vstack([u.price0, p.close[:-1]]) * p.factor
     rel = {k: getattr(p, k) / base for k in ("open", "high", "low", "close")}
-    cap = np.vstack([u.price0 * u.shares0, (p.close * m._shares)[:-1]]) * m._index_members
-    listed = m._listed_mask
-    cap_all = np.vstack([u.price0 * u.shares0, (p.close * m._shares)[:-1]]) * listed
+    cap = np.vstack([u.price0 * u.shares0, (p.close * m.shares)[:-1]]) * m.index_members
+    listed = m.listed_mask
+    cap_all = np.vstack([u.price0 * u.shares0, (p.close * m.shares)[:-1]]) * listed
     indexes: list[tuple[str, np.ndarray, np.ndarray]] = []  # (code, weights, rows shown)
     every = np.ones(len(days), bool)
     for code, labels in (("0028", ("TOPIX Core30",)), ("0029", ("TOPIX Large70",)), ("002B", ("TOPIX Mid400",)),
@@ -351,65 +356,61 @@ def indices(m: SimMarket) -> pl.DataFrame:
         indexes.append((code, cap * np.isin(u.scale, labels)[None, :], every))
     for s in range(len(SECTORS33)):
         indexes.append((f"{0x40 + s:04X}", cap * (u.sector == s)[None, :], every))
-    reorg = days >= np.datetime64(sim_signal.REORG_DATE)
+    reorg = days >= np.datetime64(REORG_DATE)
     for code, market in (("0500", 5), ("0501", 6), ("0502", 7)):
-        indexes.append((code, cap_all * (m._market_idx == market), reorg))
+        indexes.append((code, cap_all * (m.market_idx == market), reorg))
     frames = [m.topix().select("Date", pl.lit("0000").alias("Code"), "Open", "High", "Low", "Close")]
     for code, w, shown in indexes:
         lv = _index_levels(w, rel, 1000.0)
         frames.append(pl.DataFrame({
-            "Date": _dates(days, "Date"), "Code": np.full(len(days), code),
+            "Date": date_series(days, "Date"), "Code": np.full(len(days), code),
             **{k: np.round(v, 2) for k, v in lv.items()},
         }).filter(pl.Series(shown)))
     return _typed("indices", pl.concat(frames))
 
 
-def morning_bars(m: SimMarket) -> dict[str, np.ndarray]:
+def morning_bars(m: MarketState) -> dict[str, np.ndarray]:
     """Morning-session bars inside each day's bar, one value per listed (session, code) in session-major
-    order (`np.nonzero(m._listed_mask)`): the open is the day's open, about half the volume. Drawn afresh
+    order (`np.nonzero(m.listed_mask)`): the open is the day's open, about half the volume. Drawn afresh
     from the table's own stream, so prices_am and the daily bars' morning fields agree."""
-    from gogoku.jquants.market import _on_grid
-
-    p, listed = m.paths, m._listed_mask
+    p, listed = m.paths, m.listed_mask
     z = _rng(m, "prices_am").random((len(m.days), m.n_stocks, 4))
     tt, ii = np.nonzero(listed)
     # Boolean selection keeps np.nonzero's session-major order, faster than gathering by (tt, ii).
     o, h, lo, c = p.open[listed], p.high[listed], p.low[listed], p.close[listed]
     zz = z[listed]
-    mc = np.clip(_on_grid(o + zz[:, 0] * (c - o) + (zz[:, 1] - 0.5) * (h - lo) * 0.5), lo, h)
+    mc = np.clip(on_grid(o + zz[:, 0] * (c - o) + (zz[:, 1] - 0.5) * (h - lo) * 0.5), lo, h)
     top, bottom = np.maximum(o, mc), np.minimum(o, mc)
-    mh = np.clip(_on_grid(top + zz[:, 2] * (h - top), "ceil"), top, h)
-    ml = np.clip(_on_grid(bottom - zz[:, 3] * (bottom - lo), "floor"), lo, bottom)
+    mh = np.clip(on_grid(top + zz[:, 2] * (h - top), "ceil"), top, h)
+    ml = np.clip(on_grid(bottom - zz[:, 3] * (bottom - lo), "floor"), lo, bottom)
     mv = np.maximum(_round100(p.volume[listed] * (0.4 + 0.2 * zz[:, 1])), 100)
     return {"t": tt, "i": ii, "open": o, "high": mh, "low": ml, "close": mc, "volume": mv,
             "turnover": np.round(mv * (o + mh + ml + mc) / 4)}
 
 
-def prices_am(m: SimMarket) -> pl.DataFrame:
+def prices_am(m: MarketState) -> pl.DataFrame:
     """Morning-session bars (`morning_bars`)."""
     am = morning_bars(m)
     return _typed("prices_am", pl.DataFrame({
-        "Date": _dates(m.days[am["t"]], "Date"), "Code": m.universe.codes[am["i"]], "MorningOpen": am["open"],
+        "Date": date_series(m.days[am["t"]], "Date"), "Code": m.universe.codes[am["i"]], "MorningOpen": am["open"],
         "MorningHigh": am["high"], "MorningLow": am["low"], "MorningClose": am["close"],
         "MorningVolume": am["volume"], "MorningTurnoverValue": am["turnover"],
     }))
 
 
-def session_bars(m: SimMarket) -> dict[str, np.ndarray]:
+def session_bars(m: MarketState) -> dict[str, np.ndarray]:
     """The daily bars' Morning* and Afternoon* fields (v1 names), per listed (session, code) in session-major
     order. No draws: the morning is `morning_bars`; the afternoon opens a quarter of the way from the
     morning close to the day's close, closes at it, and reaches the day's high (low) unless the morning
     did, when its bar spans only its open and close; the volume and turnover are the day's less the
     morning's. Adjusted fields use the day's back-adjustment; the limit flags (bool arrays, "1"/"0" on
     the wire) say which session touched the limit."""
-    from gogoku.jquants.market import _on_grid
-
-    p, am, listed = m.paths, morning_bars(m), m._listed_mask
+    p, am, listed = m.paths, morning_bars(m), m.listed_mask
     h, lo, c = p.high[listed], p.low[listed], p.close[listed]
     vol, turnover = p.volume[listed], p.turnover[listed]
     cum = np.cumprod(p.factor, axis=0)
     to_end = (cum[-1] / cum)[listed]
-    ao = np.clip(_on_grid(am["close"] + 0.25 * (c - am["close"])), lo, h)
+    ao = np.clip(on_grid(am["close"] + 0.25 * (c - am["close"])), lo, h)
     ah = np.where(am["high"] < h, h, np.maximum(ao, c))
     al = np.where(am["low"] > lo, lo, np.minimum(ao, c))
     av = vol - am["volume"]
@@ -435,10 +436,10 @@ _SELL_SIDE = (("LongSell", 0.55), ("ShortSellWithoutMargin", 0.25), ("MarginSell
 _BUY_SIDE = (("LongBuy", 0.6), ("MarginBuyNew", 0.25), ("MarginBuyClose", 0.15))
 
 
-def breakdown(m: SimMarket) -> pl.DataFrame:
+def breakdown(m: MarketState) -> pl.DataFrame:
     """Each day's volume split by trade type on both sides; each side sums to the day's volume, values
     at the day's average price."""
-    p, listed = m.paths, m._listed_mask
+    p, listed = m.paths, m.listed_mask
     z = _rng(m, "breakdown").standard_normal((len(m.days), m.n_stocks, len(_SELL_SIDE) + len(_BUY_SIDE)))
     tt, ii = np.nonzero(listed)
     volume, vwap = p.volume[tt, ii], p.turnover[tt, ii] / p.volume[tt, ii]
@@ -453,16 +454,17 @@ def breakdown(m: SimMarket) -> pl.DataFrame:
             cols[f"{name}Volume"] = parts[:, k]
             cols[f"{name}Value"] = np.round(parts[:, k] * vwap)
         offset += len(side)
-    return _typed("breakdown", pl.DataFrame({"Date": _dates(m.days[tt], "Date"), "Code": m.universe.codes[ii], **cols}))
+    return _typed("breakdown", pl.DataFrame({"Date": date_series(m.days[tt], "Date"), "Code": m.universe.codes[ii],
+                                             **cols}))
 
 
-def dividend(m: SimMarket) -> pl.DataFrame:
+def dividend(m: MarketState) -> pl.DataFrame:
     """Interim (2Q) and final (FY) dividends announced with the statements: a result row with the record,
     ex and payable dates, and at 2Q a forecast of the final dividend ("-" undecided for about 15%)."""
     st = m.statements().filter(pl.col("TypeOfCurrentPeriod").is_in(["2Q", "FY"]),
                                pl.col("TypeOfDocument").str.contains("FinancialStatements"))
     draws = _rng(m, "dividend").random(max(st.height, 1))[: st.height]
-    sessions = sim_signal.all_sessions()
+    sessions = all_sessions()
     record = st["CurrentPeriodEndDate"].to_numpy().astype("datetime64[D]")
     last_on_or_before = np.searchsorted(sessions, record, side="right") - 1
     ex = sessions[np.maximum(last_on_or_before - 1, 0)]
@@ -472,17 +474,17 @@ def dividend(m: SimMarket) -> pl.DataFrame:
     dps = np.maximum(np.round(0.3 * eps / 2 * 2) / 2, 0)  # about 30% payout of the half year, in 0.5 yen
     disclosed = st["DisclosedDate"].to_numpy().astype("datetime64[D]")
     base = pl.DataFrame({
-        "AnnouncementDate": _dates(disclosed, "AnnouncementDate"),
+        "AnnouncementDate": date_series(disclosed, "AnnouncementDate"),
         "AnnouncementTime": st["DisclosedTime"].str.slice(0, 5),
-        "Code": st["LocalCode"], "BoardMeetingDate": _dates(disclosed, "BoardMeetingDate"),
+        "Code": st["LocalCode"], "BoardMeetingDate": date_series(disclosed, "BoardMeetingDate"),
         "StatusCode": np.full(st.height, "1"), "CommemorativeSpecialCode": np.full(st.height, "0"),
     })
     term = np.datetime_as_string(record, unit="M")
     results = base.with_columns(
         pl.Series("InterimFinalCode", np.where(is_fy, "2", "1")), pl.lit("1").alias("ForecastResultCode"),
         pl.Series("InterimFinalTerm", term), pl.Series("GrossDividendRate", dps),
-        _dates(record, "RecordDate"), _dates(ex, "ExDate"), _dates(record, "ActualRecordDate"),
-        _dates(payable, "PayableDate"), pl.lit(0).alias("_n"),
+        date_series(record, "RecordDate"), date_series(ex, "ExDate"), date_series(record, "ActualRecordDate"),
+        date_series(payable, "PayableDate"), pl.lit(0).alias("_n"),
     )
     half = ~is_fy
     fy_end = st["CurrentFiscalYearEndDate"].to_numpy().astype("datetime64[D]")
@@ -490,7 +492,7 @@ def dividend(m: SimMarket) -> pl.DataFrame:
         pl.lit("2").alias("InterimFinalCode"), pl.lit("2").alias("ForecastResultCode"),
         pl.Series("InterimFinalTerm", np.datetime_as_string(fy_end[half], unit="M")),
         pl.Series("GrossDividendRate", np.where(draws[half] < 0.15, np.nan, dps[half])),
-        _dates(fy_end[half], "RecordDate"), pl.lit(1).alias("_n"),
+        date_series(fy_end[half], "RecordDate"), pl.lit(1).alias("_n"),
     ).fill_nan(None)
     frame = pl.concat([results, forecasts], how="diagonal_relaxed").with_columns(
         (pl.col("AnnouncementDate").dt.strftime("%Y%m%d") + pl.col("Code") + pl.col("_n").cast(pl.Utf8))

@@ -1,8 +1,9 @@
 """The feature groups of the J-Quants families other than prices, wired for the dataset build.
 
-`add_family_features` adds every group whose source the plan includes and the caller supplied with
-rows; a group whose source the plan lacks, or whose frame is missing or empty, is skipped and listed
-with the reason (the manifest's `absent_groups`). The correlation graph comes from the quotes.
+`family_adders` gives the dataset build an adder for every group whose source the plan includes and
+the caller supplied with rows; a group whose source the plan lacks, or whose frame is missing or
+empty, is skipped and listed with the reason (the manifest's `absent_groups`). The correlation graph
+(gogoku.features.peer_graph) comes from the quotes and is added by the build itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Mapping
 import polars as pl
 
 from gogoku.errors import InputError
-from gogoku.features import daily_margin, earnings, flow, graph, margin, options, short_selling
+from gogoku.features import daily_margin, earnings, flow, margin, options, short_selling
 from gogoku.jquants.endpoints import endpoint, minimum_plan
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,6 @@ FAMILY_GROUPS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "earnings": ("announcement", earnings.REQUIRED, earnings.EARNINGS_FEATURES),
     "options": ("index_option", options.REQUIRED, options.OPTION_FEATURES),
 }
-# The date each source's records are dated by (as in gogoku.cache.sources.CACHED_SOURCES).
-SOURCE_DATE = {"trades_spec": "PublishedDate", "weekly_margin_interest": "Date", "daily_margin_interest": "PublishedDate",
-               "short_selling": "Date", "short_selling_positions": "DisclosedDate", "announcement": "Date",
-               "index_option": "Date"}
 FAMILY_SOURCES: tuple[str, ...] = tuple(s for s, _, _ in FAMILY_GROUPS.values())
 
 
@@ -80,39 +77,9 @@ def family_adders(
         if missing:
             raise InputError(f"{source}: missing column(s) {', '.join(missing)}")
         if since is not None:
-            src = src.filter(pl.col(SOURCE_DATE[source]) >= since)
+            src = src.filter(pl.col(endpoint(source).date_column) >= since)
         if src.select(pl.len()).collect().item() == 0:
             absent[group] = f"{source} is empty for the range"
             continue
         found.append((group, names, lambda x, f=adders[group], s=src: f(x, s)))
     return found, absent
-
-
-def add_family_features(
-    lf: pl.LazyFrame,
-    sources: Mapping[str, Frame | None],
-    *,
-    plan: str,
-    listed: pl.LazyFrame | None = None,
-    prices: pl.LazyFrame | None = None,
-    graph_step: int | None = graph.DEFAULT_STEP,
-    since: dt.date | None = None,
-) -> tuple[pl.LazyFrame, dict[str, tuple[str, ...]], dict[str, str]]:
-    """Add the family groups to (Code, Date) rows; returns (frame, groups added, groups absent with why).
-
-    Records dated before `since` are ignored (see `family_adders`).
-    """
-    groups: dict[str, tuple[str, ...]] = {}
-    found, absent = family_adders(sources, plan=plan, listed=listed, since=since)
-    for group, names, add in found:
-        lf = add(lf)
-        groups[group] = names
-    if graph_step is None or prices is None:
-        absent["graph"] = "correlation graph disabled" if graph_step is None else "no prices for the graph"
-    else:
-        g = graph.graph_features(prices.select("Code", "Date", "AdjustmentClose").collect(), step=graph_step)
-        lf = lf.join(g.lazy(), on=["Code", "Date"], how="left", maintain_order="left")
-        groups["graph"] = graph.GRAPH_FEATURES
-    for group, why in absent.items():
-        log.info("dataset: group %s absent: %s", group, why)
-    return lf, groups, absent

@@ -11,7 +11,7 @@ import datetime as dt
 import polars as pl
 
 from gogoku.jquants.endpoints import Endpoint, full_code
-from gogoku.jquants.market import SimMarket
+from gogoku.sim.market import SimMarket
 
 
 class BadRequest(Exception):
@@ -19,6 +19,7 @@ class BadRequest(Exception):
 
 
 def parse_date(name: str, raw: str) -> dt.date:
+    """A date given as YYYYMMDD or YYYY-MM-DD; `BadRequest` naming the parameter otherwise."""
     text = raw.strip()
     for fmt in ("%Y%m%d", "%Y-%m-%d"):
         try:
@@ -83,7 +84,7 @@ _MARKET_TABLES = ("trades_spec", "weekly_margin_interest", "daily_margin_interes
 
 def _market_table(market: SimMarket, source: str, query: dict[str, str], lo: dt.date | None, hi: dt.date | None,
                   code: str | None) -> pl.DataFrame:
-    """The tables of `sim_tables`: dates select the endpoint's date column; codes and sections filter."""
+    """The tables of `gogoku.sim.tables`: dates select the endpoint's date column; codes and sections filter."""
     if source == "trades_spec":
         return market.trades_spec(lo, hi, query.get("section") or None)
     if source == "short_selling":
@@ -103,5 +104,3 @@ def _market_table(market: SimMarket, source: str, query: dict[str, str], lo: dt.
         # Index codes are 4 characters ("0000", "0040"): no stock-code padding.
         return market.indices(lo, hi, query["code"].strip() if query.get("code") else None)
     return getattr(market, source)(lo, hi, code)
-
-

@@ -46,9 +46,9 @@ from gogoku.calendar import TOKYO
 from gogoku.config import PLAN_TIERS, plan_window
 from gogoku.errors import InputError
 from gogoku.jquants.endpoints import ENDPOINTS, Endpoint, Kind, minimum_plan
-from gogoku.jquants.market import SimMarket
 from gogoku.jquants.ratelimit import RateLimit
-from gogoku.jquants.sim_query import BadRequest, parse_date, select_rows
+from gogoku.sim.market import SimMarket
+from gogoku.sim.query import BadRequest, parse_date, select_rows
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +269,7 @@ def _parse_day(raw: str) -> dt.date | None:
 
 
 def window_message(first: dt.date | None, last: dt.date) -> str:
+    """The API's 400 message for a date outside the plan's window."""
     return (f"Your subscription covers the following dates: {first or ''} ~ {last}. "
             "If you want more data, please check other plans: https://jpx-jquants.com/")
 

@@ -1,4 +1,4 @@
-"""The polars engine choice of the dataset build (gogoku.engine)."""
+"""The polars engine choice of the dataset build (gogoku.polars_engine)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from test_build import END, START, make_inputs  # tests/unit is on sys.path (rootdir-less)
 
 from gogoku.dataset.build import build_dataset
-from gogoku.engine import collect_engine, gpu_engine_available
 from gogoku.errors import InputError
+from gogoku.polars_engine import collect_engine, gpu_engine_available
 
 
 def test_cpu_and_auto_without_cudf_polars_use_the_in_memory_engine(monkeypatch: pytest.MonkeyPatch) -> None:

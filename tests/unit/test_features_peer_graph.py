@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from gogoku.calendar import business_days
-from gogoku.features.graph import GRAPH_FEATURES, WINDOW, graph_features
+from gogoku.features.peer_graph import GRAPH_FEATURES, WINDOW, graph_features
 
 DAYS = business_days(dt.date(2024, 10, 1), dt.date(2025, 3, 31))[: WINDOW + 2]
 
@@ -69,7 +69,7 @@ def test_graph_edges_peers_and_timing() -> None:
 def test_peer_graph_metrics_by_hand_and_against_networkx() -> None:
     import networkx as nx
 
-    from gogoku.features.graph import peer_graph_metrics
+    from gogoku.features.peer_graph import peer_graph_metrics
 
     # Triangle 0-1-2, stock 3 hangs on 2, stock 4 has no peer and is nobody's.
     peers = np.array([[1, 2], [0, 2], [0, 3], [2, -1], [-1, -1]])

@@ -1,4 +1,4 @@
-"""Simulated JPX index derivatives for `SimMarket`: index futures and Nikkei 225 index options.
+"""Simulated JPX index derivatives of a market (`base.MarketState`): index futures and Nikkei 225 options.
 
 Underlying indices (one value per session, causal in the simulated paths):
 - topix: the market's TOPIX.
@@ -21,8 +21,8 @@ central quarter, the positions move to the next month over its last eight sessio
 expires, so the product's total OI collapses after each SQ; a slow AR(1) level moves it between cycles.
 The night session of a trading day (the evening before) ends at the level that the next cash open
 confirms. Options are Black-76 on the forward with an implied-volatility smile whose level follows the
-market's GARCH(1,1) variance (the same parameters as the equity simulator, filtered from TOPIX's returns)
-and mean-reverts with maturity.
+market's GARCH(1,1) variance (the equity model's MKT_VOL and MKT_GARCH from `base`, filtered from TOPIX's
+returns) and mean-reverts with maturity.
 
 Determinism: every draw comes from a SeedSequence child dedicated to this module, session-major with a
 fixed shape per session, so a market with a later `end` repeats the rows of an earlier one.
@@ -37,7 +37,6 @@ import logging
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -46,14 +45,10 @@ from scipy.special import ndtr
 
 from gogoku import calendar as cal
 from gogoku.jquants.endpoints import ENDPOINTS
-
-if TYPE_CHECKING:
-    from gogoku.jquants.market import SimMarket
+from gogoku.sim.base import MKT_GARCH, MKT_VOL, MarketState, date_series, month_start
 
 log = logging.getLogger(__name__)
 
-MKT_VOL = 0.011  # the equity simulator's unconditional daily market volatility
-MKT_GARCH = (0.08, 0.90)  # its (alpha, beta)
 YEAR_DAYS = 365.0
 SESSIONS_PER_YEAR = 245.0
 
@@ -115,13 +110,9 @@ def month_index(year: int, month: int) -> int:
     return year * 12 + month - 1
 
 
-def _month_start(mi: np.ndarray) -> np.ndarray:
-    return (np.asarray(mi) - 1970 * 12).astype("datetime64[M]").astype("datetime64[D]")
-
-
 def sq_dates(mi: np.ndarray) -> np.ndarray:
     """Special quotation days: the second Friday of each month, or the business day before it."""
-    first = _month_start(mi)
+    first = month_start(mi)
     weekday = (first.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     second_friday = first + ((4 - weekday) % 7 + 7).astype("timedelta64[D]")
     sessions = sessions_extended()
@@ -180,11 +171,12 @@ def futures_carry(prod: FuturesProduct, days: np.ndarray) -> np.ndarray:
 def interest_rate(days: np.ndarray) -> np.ndarray:
     """Annual yen short rate for option discounting and futures carry (0.05 %, 0.25 % from Aug 2024, 0.5 % from
     Feb 2025)."""
-    return np.select([days >= np.datetime64("2025-02-01"), days >= np.datetime64("2024-08-01")], [0.005, 0.0025], 0.0005)
+    return np.select([days >= np.datetime64("2025-02-01"), days >= np.datetime64("2024-08-01")], [0.005, 0.0025],
+                     0.0005)
 
 
 # ------------------------------------------------------------------ state shared by futures and options
-def _rng(m: SimMarket, stream: str) -> np.random.Generator:
+def _rng(m: MarketState, stream: str) -> np.random.Generator:
     seq = np.random.SeedSequence(m.seed, spawn_key=(_STREAM_KEY, _STREAMS.index(stream)))
     return np.random.default_rng(seq)
 
@@ -210,19 +202,13 @@ def _index_ohlc(weights: np.ndarray, rel: dict[str, np.ndarray], level0: float) 
     return {"open": open_, "high": high, "low": low, "close": close, "prev": prev}
 
 
-def _eligible(m: SimMarket) -> np.ndarray:
+def _eligible(m: MarketState) -> np.ndarray:
     """(T, N) bool: codes that may be index constituents on each session (the TOPIX universe of the
-    session: listed since the previous session, in the main market), or every code where the market
-    does not model listings."""
-    members = getattr(m, "_index_members", None)
-    if members is not None:
-        return np.asarray(members, dtype=bool)
-    u = m.universe
-    main = u.market == "0111" if (u.market == "0111").any() else np.ones(m.n_stocks, bool)
-    return np.broadcast_to(main, (len(m.days), m.n_stocks))
+    session: listed since the previous session, in the main market)."""
+    return np.asarray(m.index_members, dtype=bool)
 
 
-def index_members(m: SimMarket) -> dict[str, np.ndarray]:
+def index_members(m: MarketState) -> dict[str, np.ndarray]:
     """(T, N) bool constituents of the Nikkei-225-like index (the 225 most liquid eligible codes of each
     session; liquidity = expected trading value) and of the JPX400-like index (the 400 most liquid)."""
     u = m.universe
@@ -238,7 +224,7 @@ def index_members(m: SimMarket) -> dict[str, np.ndarray]:
     return out
 
 
-def underlying_indices(m: SimMarket) -> dict[str, dict[str, np.ndarray]]:
+def underlying_indices(m: MarketState) -> dict[str, dict[str, np.ndarray]]:
     """open/high/low/close/prev (previous close) per session for topix, nk225, jpx400 and reit."""
     u, p = m.universe, m.paths
     topix = m.topix()
@@ -250,7 +236,7 @@ def underlying_indices(m: SimMarket) -> dict[str, dict[str, np.ndarray]]:
     cols = np.flatnonzero(members["nk225"].any(0) | members["jpx400"].any(0))  # only constituents enter the sums
     factor = p.factor[:, cols]
     base = np.vstack([u.price0[cols], p.close[:-1, cols]]) * factor  # previous close in post-split terms
-    shares = np.asarray(m._shares)[:, cols]
+    shares = np.asarray(m.shares)[:, cols]
     cap = np.vstack([u.price0[cols] * u.shares0[cols], (p.close[:, cols] * shares)[:-1]])
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = {k: getattr(p, k)[:, cols] / base for k in ("open", "high", "low", "close")}
@@ -278,11 +264,7 @@ def underlying_indices(m: SimMarket) -> dict[str, dict[str, np.ndarray]]:
 
 
 # ------------------------------------------------------------------ futures
-def _date_series(values: np.ndarray, name: str) -> pl.Series:
-    return pl.Series(name, values.astype("datetime64[D]"), dtype=pl.Date)
-
-
-def build_futures(m: SimMarket, indices: dict[str, dict[str, np.ndarray]] | None = None) -> pl.DataFrame:
+def build_futures(m: MarketState, indices: dict[str, dict[str, np.ndarray]] | None = None) -> pl.DataFrame:
     """Rows of derivatives/futures (v1 names, typed, sorted by Date and Code) for every session."""
     ix = indices if indices is not None else underlying_indices(m)
     days, t_len = m.days, len(m.days)
@@ -331,10 +313,10 @@ def build_futures(m: SimMarket, indices: dict[str, dict[str, np.ndarray]] | None
             night_low = _grid(np.minimum(night_open, night_close) * (1 - 0.3 * sig * np.abs(z[:, 3])), tick, "floor")
             day_open = _grid(night_close * (1 + noise * z[:, 4]), tick)
             day_close = _grid(s["close"] * carry * (1 + noise * z[:, 5]), tick)
-            day_high = _grid(np.maximum(np.maximum(day_open, day_close), s["high"] * carry * (1 + noise * np.abs(z[:, 6]))),
-                             tick, "ceil")
-            day_low = _grid(np.minimum(np.minimum(day_open, day_close), s["low"] * carry * (1 - noise * np.abs(z[:, 7]))),
-                            tick, "floor")
+            day_high = _grid(np.maximum(np.maximum(day_open, day_close),
+                                        s["high"] * carry * (1 + noise * np.abs(z[:, 6]))), tick, "ceil")
+            day_low = _grid(np.minimum(np.minimum(day_open, day_close),
+                                       s["low"] * carry * (1 - noise * np.abs(z[:, 7]))), tick, "floor")
             first_day = days == listed_on[c]  # no night session on a contract's first trading day
             nan = np.full(t_len, np.nan)
             n_open, n_high = np.where(first_day, nan, night_open), np.where(first_day, nan, night_high)
@@ -350,14 +332,15 @@ def build_futures(m: SimMarket, indices: dict[str, dict[str, np.ndarray]] | None
             mi = cm[c]
             code = 160_000_000 + _year_digit(mi) * 1_000_000 + (mi % 12 + 1) * 10_000 + int(prod.underlying_id)
             frames.append(pl.DataFrame({
-                "Date": _date_series(days, "Date"),
+                "Date": date_series(days, "Date"),
                 "Code": pl.Series(code).cast(pl.Utf8),
                 "DerivativesProductCategory": np.full(t_len, prod.category),
                 "WholeDayOpen": np.where(first_day, day_open, night_open),
                 "WholeDayHigh": np.where(first_day, day_high, np.maximum(night_high, day_high)),
                 "WholeDayLow": np.where(first_day, day_low, np.minimum(night_low, day_low)),
                 "WholeDayClose": day_close,
-                "MorningSessionOpen": nan, "MorningSessionHigh": nan, "MorningSessionLow": nan, "MorningSessionClose": nan,
+                "MorningSessionOpen": nan, "MorningSessionHigh": nan, "MorningSessionLow": nan,
+                "MorningSessionClose": nan,
                 "NightSessionOpen": n_open, "NightSessionHigh": n_high, "NightSessionLow": n_low,
                 "NightSessionClose": n_close,
                 "DaySessionOpen": day_open, "DaySessionHigh": day_high, "DaySessionLow": day_low,
@@ -367,8 +350,8 @@ def build_futures(m: SimMarket, indices: dict[str, dict[str, np.ndarray]] | None
                 "ContractMonth": pl.Series(_contract_month_str(mi), dtype=pl.Utf8),
                 "Volume(OnlyAuction)": np.round(volume * (0.86 + 0.12 * ndtr(z[:, 10]))),
                 "EmergencyMarginTriggerDivision": np.full(t_len, "002"),
-                "LastTradingDay": _date_series(ltd[c], "LastTradingDay"),
-                "SpecialQuotationDay": _date_series(sq[c], "SpecialQuotationDay"),
+                "LastTradingDay": date_series(ltd[c], "LastTradingDay"),
+                "SpecialQuotationDay": date_series(sq[c], "SpecialQuotationDay"),
                 "SettlementPrice": day_close,
                 "CentralContractMonthFlag": np.where(central_rank == rank, "1", "0"),
             }, nan_to_null=True))
@@ -389,7 +372,7 @@ def smile(atm: np.ndarray, forward: np.ndarray, strike: np.ndarray, tau: np.ndar
     return atm * np.maximum(1 - SMILE_SKEW * x + SMILE_CURVE * x**2, 0.3)
 
 
-def build_index_options(m: SimMarket, indices: dict[str, dict[str, np.ndarray]] | None = None) -> pl.DataFrame:
+def build_index_options(m: MarketState, indices: dict[str, dict[str, np.ndarray]] | None = None) -> pl.DataFrame:
     """Rows of option/index_option (v1 names, typed, sorted by Date and Code) for every session."""
     ix = indices if indices is not None else underlying_indices(m)
     nk = ix["nk225"]
@@ -490,7 +473,7 @@ def build_index_options(m: SimMarket, indices: dict[str, dict[str, np.ndarray]] 
             + (strike / 125).astype(np.int64) % 10_000)
     cm_str = pl.Series(_contract_month_str(cm), dtype=pl.Utf8).gather(c)
     frame = pl.DataFrame({
-        "Date": _date_series(day, "Date"),
+        "Date": date_series(day, "Date"),
         "Code": pl.Series(code).cast(pl.Utf8),
         "WholeDayOpen": traded_only(w_open), "WholeDayHigh": traded_only(w_high),
         "WholeDayLow": traded_only(w_low), "WholeDayClose": traded_only(day_close),
@@ -505,8 +488,8 @@ def build_index_options(m: SimMarket, indices: dict[str, dict[str, np.ndarray]] 
         "Volume(OnlyAuction)": np.round(volume * (0.9 + 0.1 * ndtr(z[:, 1]))),
         "EmergencyMarginTriggerDivision": pl.repeat("002", t.size, eager=True),
         "PutCallDivision": np.where(call, "2", "1"),
-        "LastTradingDay": _date_series(ltd[c], "LastTradingDay"),
-        "SpecialQuotationDay": _date_series(sq[c], "SpecialQuotationDay"),
+        "LastTradingDay": date_series(ltd[c], "LastTradingDay"),
+        "SpecialQuotationDay": date_series(sq[c], "SpecialQuotationDay"),
         "SettlementPrice": settle,
         "TheoreticalPrice": np.round(theo, 4),
         "BaseVolatility": np.round(100 * base_vol, 4),

@@ -151,6 +151,12 @@ def gogoku_task(
     return GogokuOperator(task_id=task_id, argv=argv, plan_tier=plan_tier, profile=profile, **kwargs)
 
 
+def result_field(task_id: str, key: str) -> str:
+    """A template of one field of an upstream gogoku task's JSON result (e.g. the pod profile a
+    `--plan-only` task chose), for a templated operator field such as `profile`."""
+    return f"{{{{ ti.xcom_pull(task_ids='{task_id}')['{key}'] }}}}"
+
+
 def cache_refresh_task(task_id: str, source: str, start: str, end: str, **kwargs: Any) -> BaseOperator:
     """`gogoku cache refresh` for one source, in the API pool (the pool bounds concurrent API use)."""
     argv = ["cache", "refresh", "--sources", source, "--start", start, "--end", end]

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from gogoku.errors import InputError
-from gogoku.model.atft import ATFTGATFAN, ATFTConfig, components, count_parameters
 from gogoku.model.fan_san import AdaptiveNormalization, SliceAdaptiveNorm, causal_window_stats
+from gogoku.model.network import ATFTGATFAN, ATFTConfig, components, count_parameters
 
 TINY = ATFTConfig(n_features=6, hidden=16, feature_dim=4, attention_heads=2, gat_heads=(2, 1), seq_len=10,
                   fan_windows=(2, 5), dropout=0.0, gat_dropout=0.0)

@@ -11,14 +11,14 @@ import polars as pl
 import pytest
 import talib
 
-from gogoku.features.market import (
+from gogoku.features.memory import EWMA_WINDOW
+from gogoku.features.price import price_features
+from gogoku.features.topix import (
     MARKET_FEATURES,
     STOCK_MARKET_FEATURES,
     add_market_features,
     market_features,
 )
-from gogoku.features.memory import EWMA_WINDOW
-from gogoku.features.price import price_features
 
 N = 300
 DAYS = [dt.date(2023, 1, 1) + dt.timedelta(days=i) for i in range(N)]
