@@ -33,3 +33,17 @@ def gcs_bucket(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
     GCSFileSystem(token="anon", project="gogoku-emulator", skip_instance_cache=True).mkdir(name)
     assert os.environ["STORAGE_EMULATOR_HOST"] == gcs_emulator
     return name
+
+
+# The longest test files, started first: `pytest -n 2 --dist loadfile` hands files to the workers in
+# collection order, so a long file collected last would run alone at the end while the other worker idles.
+LONGEST_FIRST = ("dags/test_isolated_chain.py", "dags/test_dag_runs.py", "integration/test_point_in_time.py",
+                 "dags/test_daily.py", "unit/test_hpo.py", "unit/test_trainer.py", "integration/test_cli_chunked.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0].removeprefix("tests/")
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a rank stays the collection order

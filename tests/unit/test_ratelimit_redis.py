@@ -53,8 +53,8 @@ def prefix() -> Iterator[str]:
             client.delete(*keys)
 
 
-# A worker process: reserves `n` start times from `threads` threads; prints each as the wall-clock time
-# it will start at (reservation reply + wait; Redis and the processes share this machine's clock).
+# A worker process: reserves `n` start times from `threads` threads; prints each start as Redis reserved
+# it (on Redis's clock: what the limiter promises, whatever delays the busy machine adds to the caller).
 WORKER = """
 import json, sys, threading, time
 from gogoku.jquants.ratelimit import RateLimit, redis_limiter
@@ -63,9 +63,9 @@ limiter = redis_limiter(url, api, cred, RateLimit(int(requests), float(window)),
 starts, lock = [], threading.Lock()
 def run():
     for _ in range(int(n)):
-        wait = limiter.reserve()
+        wait, start = limiter.reserve_start()
         with lock:
-            starts.append(time.time() + wait)
+            starts.append(start)
 ts = [threading.Thread(target=run) for _ in range(int(threads))]
 for t in ts: t.start()
 for t in ts: t.join()

@@ -159,7 +159,8 @@ REDIS_TIMEOUT_S = 5.0
 # next request; a request starts at max(now, tat - tolerance, blocked_until) and moves `tat` one
 # interval past that. A pause (a 429's Retry-After) sets `blocked_until` and empties the bucket at its
 # end, so that requests resume one interval apart. All times are Redis's TIME, so processes on
-# different machines share one clock; the reply is the wait in microseconds, measured from that clock.
+# different machines share one clock; the reply is the wait and the reserved start in microseconds on
+# that clock (a pause reserves nothing: its start is now).
 GCRA_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -171,17 +172,18 @@ local state = redis.call('HMGET', KEYS[1], 'tat', 'blocked_until')
 local tat = tonumber(state[1]) or now
 local blocked = tonumber(state[2]) or 0
 local wait = 0
+local start = now
 if pause >= 0 then
   blocked = math.max(blocked, now + pause)
   tat = math.max(tat, blocked + tolerance)
 else
-  local start = math.max(now, tat - tolerance, blocked)
+  start = math.max(now, tat - tolerance, blocked)
   tat = math.max(tat, start) + interval
   wait = start - now
 end
 redis.call('HSET', KEYS[1], 'tat', string.format('%.6f', tat), 'blocked_until', string.format('%.6f', blocked))
 redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(tat, blocked) - now + keep) * 1000))
-return math.floor(wait * 1000000 + 0.5)
+return {math.floor(wait * 1000000 + 0.5), math.floor(start * 1000000 + 0.5)}
 """
 
 
@@ -244,13 +246,14 @@ class RedisLimiter:
             log.info("rate limit changed from %s to %s", self.limit, limit)
             self.limit = limit
 
-    def _run(self, pause_s: float) -> float:
+    def _run(self, pause_s: float) -> tuple[float, float]:
         import redis
 
         interval = self.interval_s
         args = [f"{interval:.9f}", f"{(SHARED_BURST - 1) * interval:.9f}", f"{pause_s:.6f}", f"{self.limit.window_s:.6f}"]
         try:
-            return int(self._script(keys=[self.key], args=args)) / 1e6
+            wait_us, start_us = self._script(keys=[self.key], args=args)
+            return int(wait_us) / 1e6, int(start_us) / 1e6
         except redis.RedisError as exc:
             # A retryable failure (not an InputError): Redis answered when the client started.
             raise GogokuError(f"{LIMITER_SETTING}={shown_limiter_url(self.url)}: the shared rate limiter failed "
@@ -259,10 +262,15 @@ class RedisLimiter:
 
     def reserve(self) -> float:
         """Take the next start time of this account; return the seconds to wait for it."""
-        wait = self._run(-1.0)
+        return self.reserve_start()[0]
+
+    def reserve_start(self) -> tuple[float, float]:
+        """Take the next start time of this account: (seconds to wait for it, the start as a Unix time on
+        Redis's clock)."""
+        wait, start = self._run(-1.0)
         self.acquired += 1
         self.waited_s += wait
-        return wait
+        return wait, start
 
     def _deadline(self) -> float:
         # The start as a local monotonic time, taken as soon as Redis answers: any delay before the
