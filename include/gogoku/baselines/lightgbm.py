@@ -61,6 +61,11 @@ def _label(df: pl.DataFrame, target: str, transform: TargetTransform) -> pl.Seri
     raise InputError(f"target_transform={transform!r}: expected raw, cs_rank or cs_z")
 
 
+def _rows(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The labelled rows of `x`: `x` itself when all are (no copy of the matrix per horizon)."""
+    return x if keep.all() else x[keep]
+
+
 def _matrix(df: pl.DataFrame, cols: Sequence[str]) -> np.ndarray:
     # Nulls become NaN, which LightGBM treats as missing.
     return df.select(pl.col(cols).cast(pl.Float32)).to_numpy()
@@ -129,8 +134,9 @@ class LightGBMModel:
             y_fit = fit[f"_label_target_{h}d"].to_numpy()
             y_valid = valid[f"_label_target_{h}d"].to_numpy()
             keep_fit, keep_valid = np.isfinite(y_fit), np.isfinite(y_valid)
-            train_set = lgb.Dataset(x_fit[keep_fit], y_fit[keep_fit], feature_name=list(self.inputs), free_raw_data=True)
-            valid_set = lgb.Dataset(x_valid[keep_valid], y_valid[keep_valid], reference=train_set)
+            train_set = lgb.Dataset(_rows(x_fit, keep_fit), y_fit[keep_fit], feature_name=list(self.inputs),
+                                    free_raw_data=True)
+            valid_set = lgb.Dataset(_rows(x_valid, keep_valid), y_valid[keep_valid], reference=train_set)
             try:
                 booster = lgb.train(
                     self.params,
@@ -244,7 +250,7 @@ def fit_final(
         keep = np.isfinite(y)
         if keep.sum() < 2:
             raise InputError(f"refit: {target} has fewer than two labelled rows")
-        train_set = lgb.Dataset(x[keep], y[keep], feature_name=list(inputs), free_raw_data=True)
+        train_set = lgb.Dataset(_rows(x, keep), y[keep], feature_name=list(inputs), free_raw_data=True)
         booster = lgb.train(params, train_set, num_boost_round=max(int(rounds[h]), 1))
         atomic_write(folder / f"lightgbm_{h}d.txt", lambda tmp, b=booster: b.save_model(str(tmp)))
         trained[f"{h}d"] = {"rows": int(keep.sum()), "rounds": max(int(rounds[h]), 1)}

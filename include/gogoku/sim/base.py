@@ -375,3 +375,16 @@ class MarketState(Protocol):
 
     def statements(self, start: dt.date | None = None, end: dt.date | None = None,
                    code: str | None = None) -> pl.DataFrame: ...
+
+
+def index_ohlc(weights: np.ndarray, rel: dict[str, np.ndarray], level0: float) -> dict[str, np.ndarray]:
+    """An index's daily open, high, low, close and previous close from its constituents' weights (T, N)
+    and their OHLC relative to the previous close (`rel`: open, high, low, close, each (T, N)), starting
+    at `level0`. Its high and low lie between max(O, C) / min(O, C) and the weighted constituents' own."""
+    agg = {k: (weights * v).sum(1) for k, v in rel.items()}
+    prev = level0 * np.concatenate([[1.0], np.cumprod(agg["close"])[:-1]])
+    close, open_ = prev * agg["close"], prev * agg["open"]
+    top, bottom = np.maximum(open_, close), np.minimum(open_, close)
+    high = top + 0.35 * np.maximum(prev * agg["high"] - top, 0)
+    low = bottom - 0.35 * np.maximum(bottom - prev * agg["low"], 0)
+    return {"open": open_, "high": high, "low": low, "close": close, "prev": prev}

@@ -45,7 +45,7 @@ from scipy.special import ndtr
 
 from gogoku import calendar as cal
 from gogoku.jquants.endpoints import ENDPOINTS
-from gogoku.sim.base import MKT_GARCH, MKT_VOL, MarketState, date_series, month_start
+from gogoku.sim.base import MKT_GARCH, MKT_VOL, MarketState, date_series, index_ohlc, month_start
 
 log = logging.getLogger(__name__)
 
@@ -192,16 +192,6 @@ def market_variance(close: np.ndarray) -> np.ndarray:
     return h_next
 
 
-def _index_ohlc(weights: np.ndarray, rel: dict[str, np.ndarray], level0: float) -> dict[str, np.ndarray]:
-    agg = {k: (weights * v).sum(1) for k, v in rel.items()}
-    prev = level0 * np.concatenate([[1.0], np.cumprod(agg["close"])[:-1]])
-    close, open_ = prev * agg["close"], prev * agg["open"]
-    top, bottom = np.maximum(open_, close), np.minimum(open_, close)
-    high = top + 0.35 * np.maximum(prev * agg["high"] - top, 0)
-    low = bottom - 0.35 * np.maximum(bottom - prev * agg["low"], 0)
-    return {"open": open_, "high": high, "low": low, "close": close, "prev": prev}
-
-
 def _eligible(m: MarketState) -> np.ndarray:
     """(T, N) bool: codes that may be index constituents on each session (the TOPIX universe of the
     session: listed since the previous session, in the main market)."""
@@ -245,7 +235,7 @@ def underlying_indices(m: MarketState) -> dict[str, dict[str, np.ndarray]]:
         mask = members[name][:, cols]
         w = np.where(mask, np.nan_to_num(weight), 0.0)
         w = w / np.maximum(w.sum(1, keepdims=True), 1e-300)
-        out[name] = _index_ohlc(w, {k: np.where(mask, v, 0.0) for k, v in rel.items()}, level0)
+        out[name] = index_ohlc(w, {k: np.where(mask, v, 0.0) for k, v in rel.items()}, level0)
     # REIT index: own factor path.
     t_len = len(m.days)
     z = _rng(m, "indices").standard_normal((t_len, 4))

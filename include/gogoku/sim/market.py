@@ -80,6 +80,7 @@ from gogoku.sim.base import (
     date_series,
     date_slice,
     dates_np,
+    index_ohlc,
     limit_width,
     on_grid,
     tick_size,
@@ -378,15 +379,8 @@ class SimMarket:
 
     @staticmethod
     def _index_ohlc(name: str, w: np.ndarray, rel: dict[str, np.ndarray], level0: float) -> dict[str, np.ndarray]:
-        agg = {k: (w * v).sum(1) for k, v in rel.items()}
-        prev = level0 * np.concatenate([[1.0], np.cumprod(agg["close"])[:-1]])
-        close, open_ = prev * agg["close"], prev * agg["open"]
-        top, bottom = np.maximum(open_, close), np.minimum(open_, close)
-        # The index's own high/low lie between max(O,C) and the weighted constituent highs.
-        high = top + 0.35 * np.maximum(prev * agg["high"] - top, 0)
-        low = bottom - 0.35 * np.maximum(bottom - prev * agg["low"], 0)
-        return {f"{name}_{k}": np.round(v, 2)
-                for k, v in (("open", open_), ("high", high), ("low", low), ("close", close))}
+        ohlc = index_ohlc(w, rel, level0)
+        return {f"{name}_{k}": np.round(ohlc[k], 2) for k in ("open", "high", "low", "close")}
 
     # ------------------------------------------------------------------ tables (v1 names, typed)
     @cached_property
