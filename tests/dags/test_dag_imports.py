@@ -49,8 +49,8 @@ def test_dag_file_imports_fast_without_heavy_modules(dag_file: str) -> None:
 
 
 def test_plugin_loader_leaves_the_package_alone() -> None:
-    """plugins/.airflowignore: Airflow's plugin loader must not import gogoku_airflow's files as top-level
-    modules (`runners`, `params`, ...); the DAG files import the package from sys.path instead."""
+    """The plugins folder holds only the plugin: Airflow's plugin loader imports none of gogoku_airflow's
+    files as top-level modules (`runners`, `params`, ...); the DAG files import the installed package."""
     code = (
         "import json, sys\n"
         "from airflow import plugins_manager\n"
