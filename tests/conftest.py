@@ -37,7 +37,7 @@ def gcs_bucket(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 # The longest test files, started first: `pytest -n 2 --dist loadfile` hands files to the workers in
 # collection order, so a long file collected last would run alone at the end while the other worker idles.
-LONGEST_FIRST = ("dags/test_isolated_chain.py", "dags/test_dag_runs.py", "integration/test_point_in_time.py",
+LONGEST_FIRST = ("dags/test_isolated_chain.py", "dags/test_isolated_volume.py", "dags/test_dag_runs.py", "integration/test_point_in_time.py",
                  "dags/test_daily.py", "unit/test_hpo.py", "unit/test_trainer.py", "integration/test_cli_chunked.py")
 
 

@@ -1,7 +1,8 @@
 """The production path, proven: every gogoku task runs as its pod would (the `isolated` runner: a
 fresh process in an empty folder with its own HOME and TMPDIR and only the pod spec's environment),
 so the only thing tasks share is the data root: a bucket on a GCS emulator, or a local folder
-standing in for a ReadWriteMany volume. The chain refresh -> dataset -> training must leave every
+standing in for a ReadWriteMany volume (test_isolated_volume.py: a file of its own, so that the two
+long chains run on different test workers). The chain refresh -> dataset -> training must leave every
 artifact in the shared root, and each downstream task must read what its upstream task wrote.
 """
 
@@ -148,25 +149,6 @@ def test_chain_on_a_bucket(isolated: dict[str, Any], gcs_bucket: str, gcs_emulat
     assert not list(tmp_path.glob("gs*")) and not (tmp_path / "data").exists()  # nothing written beside the worker
     assert sandboxes() == before  # every pod's sandbox is gone
     print(json.dumps({"isolated_bucket_s": chain["timings"], "objects": sorted(objects)}))
-
-
-@pytest.mark.usefixtures("airflow_db")
-def test_chain_on_a_shared_volume(isolated: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    volume = tmp_path / "volume"
-    isolated["config"]["storage"] = {**isolated["config"]["storage"], "kind": "pvc",
-                                     "pvc": {"claim_name": "gogoku-data", "mount_path": "/mnt/gogoku",
-                                             "sub_path": "prod", "read_only": False}}
-    write_config(isolated, monkeypatch)
-    monkeypatch.setenv("GOGOKU_ISOLATION_VOLUMES", json.dumps({"gogoku-data": str(volume)}))
-    monkeypatch.setenv("AIRFLOW_VAR_GOGOKU_DATA_ROOT", str(tmp_path / "not-used-by-pods"))
-    chain = run_chain("standard")
-    assert_chain(chain, "/mnt/gogoku")  # URIs as every pod that mounts the claim sees them
-    files = {p.relative_to(volume / "prod").as_posix() for p in (volume / "prod").rglob("*") if p.is_file()}
-    model_dir = chain["training"]["train"]["model_dir"][len("/mnt/gogoku") + 1:]
-    assert expected_objects(model_dir, "standard") <= files, sorted(expected_objects(model_dir, "standard") - files)
-    assert any(f.startswith("raw/daily_quotes/") for f in files)
-    assert not (tmp_path / "not-used-by-pods").exists()
-    print(json.dumps({"isolated_volume_s": chain["timings"], "files": len(files)}))
 
 
 @pytest.mark.usefixtures("airflow_db")
