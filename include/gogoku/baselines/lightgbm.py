@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from gogoku.dataset.normalize import cs_rank, cs_zscore
-from gogoku.dataset.splits import Fold
+from gogoku.dataset.splits import Fold, on_dates
 from gogoku.errors import InputError
 from gogoku.io import atomic_write, write_json_atomic
 from gogoku.train.walkforward import FoldJob, FoldResult, run_walk_forward
@@ -122,9 +122,7 @@ class LightGBMModel:
 
     def fit_fold(self, job: FoldJob) -> FoldResult:
         df = self.df
-        fit = df.filter(pl.col("Date").is_in(pl.Series(job.fit_dates, dtype=pl.Date).implode()))
-        valid = df.filter(pl.col("Date").is_in(pl.Series(job.valid_dates, dtype=pl.Date).implode()))
-        test = df.filter(pl.col("Date").is_in(pl.Series(job.test_dates, dtype=pl.Date).implode()))
+        fit, valid, test = (df.filter(on_dates(d)) for d in (job.fit_dates, job.valid_dates, job.test_dates))
         if fit.is_empty() or valid.is_empty() or test.is_empty():
             raise InputError(f"fold {job.index}: empty fit, validation or test rows")
         x_fit, x_valid, x_test = _matrix(fit, self.inputs), _matrix(valid, self.inputs), _matrix(test, self.inputs)

@@ -39,8 +39,12 @@ class Fold:
 
     def filter(self, frame: Frame, part: Part, date_col: str = "Date") -> Frame:
         """The rows of `frame` (eager or lazy) whose `date_col` falls in this fold's `part`."""
-        days = pl.Series(self.dates(part), dtype=pl.Date)
-        return frame.filter(pl.col(date_col).is_in(days.implode()))
+        return frame.filter(on_dates(self.dates(part), date_col))
+
+
+def on_dates(dates: Sequence[dt.date], date_col: str = "Date") -> pl.Expr:
+    """The rows whose `date_col` is one of `dates`."""
+    return pl.col(date_col).is_in(pl.Series(list(dates), dtype=pl.Date).implode())
 
 
 def _unique_dates(dates: Sequence[dt.date], name: str) -> list[dt.date]:

@@ -21,14 +21,11 @@ import numpy as np
 import polars as pl
 import torch
 
+from gogoku.dataset.splits import on_dates
 from gogoku.errors import InputError
 from gogoku.model.gat_graph import DayGraph
 
 log = logging.getLogger(__name__)
-
-
-def _in_dates(dates: Sequence[dt.date]) -> pl.Expr:
-    return pl.col("Date").is_in(pl.Series(list(dates), dtype=pl.Date).implode())
 
 
 @dataclass
@@ -45,7 +42,7 @@ class FoldNormalizer:
     def fit(cls, frame: pl.DataFrame, features: Sequence[str], dates: Sequence[dt.date],
             clip: float = 5.0, tail: float = 0.005) -> FoldNormalizer:
         features = list(features)
-        train = frame.lazy().filter(_in_dates(dates)).select("Date", *[pl.col(f).cast(pl.Float64).fill_nan(None) for f in features])
+        train = frame.lazy().filter(on_dates(dates)).select("Date", *[pl.col(f).cast(pl.Float64).fill_nan(None) for f in features])
         spread = (
             train.group_by("Date").agg((pl.col(f).std() > 1e-12).alias(f) for f in features)
             .select(pl.col(f).mean() for f in features).collect()

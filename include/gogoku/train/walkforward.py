@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Protocol
 
 import polars as pl
 
-from gogoku.dataset.splits import Fold, check_training_inputs, fold_summary, validation_split
+from gogoku.dataset.splits import Fold, check_training_inputs, fold_summary, on_dates, validation_split
 from gogoku.errors import InputError
 from gogoku.evaluate.metrics import json_clean, walk_forward_metrics
 from gogoku.io import write_json_atomic, write_parquet_atomic
@@ -112,10 +112,6 @@ def fingerprint(config: Mapping[str, Any], *parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _dates_filter(dates: Sequence[Any]) -> pl.Expr:
-    return pl.col("Date").is_in(pl.Series(list(dates), dtype=pl.Date).implode())
-
-
 def run_walk_forward(
     model: FoldModel,
     df: pl.DataFrame,
@@ -179,8 +175,8 @@ def run_walk_forward(
         per_fold_horizons.append(result.get("horizons", {}))
         fold_info.append({
             **fold_summary(fold, fit_dates, valid_dates),
-            "fit_rows": df.filter(_dates_filter(fit_dates)).height,
-            "valid_rows": df.filter(_dates_filter(valid_dates)).height,
+            "fit_rows": df.filter(on_dates(fit_dates)).height,
+            "valid_rows": df.filter(on_dates(valid_dates)).height,
             "test_rows": out.height,
             **result["fold_info"],
         })
@@ -216,7 +212,7 @@ def validation_scores(
     if not callable(getattr(model, "validate_fold", None)):
         raise InputError(f"model {model.name!r} has no validation objective for a search")
     train_dates = sorted({d for f in folds for d in f.train_dates})
-    df = model.prepare(df.filter(_dates_filter(train_dates)), feature_cols, horizons)
+    df = model.prepare(df.filter(on_dates(train_dates)), feature_cols, horizons)
     scores = []
     for fold in folds:
         fit_dates, valid_dates = validation_split(fold.train_dates, valid_fraction, valid_embargo)
