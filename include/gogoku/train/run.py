@@ -146,7 +146,7 @@ def prepare(dataset: str | Path | None, model: str, overrides: Sequence[str] = (
         available = pl.read_parquet_schema(path)
         wanted = cls.extra_columns(OmegaConf.to_container(cfg.model, resolve=True))
         columns += [c for c in wanted if c in available and c not in columns]
-    df = pl.read_parquet(path, columns=dates_only and ["Date"] or columns)
+    df = pl.read_parquet(path, columns=["Date"] if dates_only else columns)
     folds = walk_forward_splits(df["Date"].unique().sort().to_list(), **OmegaConf.to_container(cfg.splits))
 
     return Prepared(path, uri, summary, cfg, cls, horizons, features, df, folds)
