@@ -368,17 +368,34 @@ def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.evaluate.report import run_evaluation
+
+    settings = _evaluation_settings(args)
+    out = _out_dir("--out", args.out) if args.out else None
+    return run_evaluation(args.model_dir or ["latest"], _settings(args).store, out, settings)
+
+
+def _evaluation_settings(args: argparse.Namespace) -> Any:
     from gogoku.evaluate.metrics import Bootstrap
-    from gogoku.evaluate.report import EvaluationSettings, run_evaluation
+    from gogoku.evaluate.report import EvaluationSettings
 
     if args.max_lag < 1 or args.quantiles < 2 or args.min_names < 2 or args.cost_bps < 0:
         raise InputError("--max-lag >= 1, --quantiles >= 2, --min-names >= 2 and --cost-bps >= 0 required")
-    settings = EvaluationSettings(
+    return EvaluationSettings(
         cost_bps=args.cost_bps, quantiles=args.quantiles, min_names=args.min_names, max_lag=args.max_lag,
         bootstrap=Bootstrap(resamples=args.bootstrap, block_length=args.block_length, seed=args.seed),
     )
-    out = _out_dir("--out", args.out) if args.out else None
-    return run_evaluation(args.model_dir or ["latest"], _settings(args).store, out, settings)
+
+
+def cmd_ablate(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.evaluate.ablation import run_ablation
+
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    result = run_ablation(args.dataset, args.model, _out_dir("--out", args.out), names, baselines,
+                          list(args.overrides), _settings(args), _evaluation_settings(args))
+    print(result.pop("text"), file=sys.stderr)
+    return result
 
 
 # ---------------------------------------------------------------- daily predictions
@@ -677,17 +694,33 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--predictions", default=None, metavar="DATE|latest",
                     help="also print the top and bottom names per horizon of that day's predictions")
 
+    def evaluation_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--cost-bps", type=float, default=10.0, help="one-way cost on turnover, basis points")
+        sp.add_argument("--quantiles", type=int, default=5, help="long-short = top minus bottom quantile")
+        sp.add_argument("--min-names", type=int, default=20, help="days with fewer names are left out")
+        sp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no intervals)")
+        sp.add_argument("--block-length", type=int, default=10, help="bootstrap block, days (at least the horizon)")
+        sp.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+        sp.add_argument("--max-lag", type=int, default=20, help="IC decay over lags 1..max-lag")
+
     sp = add(sub, "evaluate", cmd_evaluate,
              "full test-fold evaluation: bootstrap CIs, costs, IC decay, figures, model comparison table")
     sp.add_argument("--model-dir", action="append", default=None, help=model_dir_help)
     sp.add_argument("--out", default=None, help="output folder (default: <first model folder>/evaluation)")
-    sp.add_argument("--cost-bps", type=float, default=10.0, help="one-way cost on turnover, basis points")
-    sp.add_argument("--quantiles", type=int, default=5, help="long-short = top minus bottom quantile")
-    sp.add_argument("--min-names", type=int, default=20, help="days with fewer names are left out")
-    sp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no intervals)")
-    sp.add_argument("--block-length", type=int, default=10, help="bootstrap block, days (at least the horizon)")
-    sp.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    sp.add_argument("--max-lag", type=int, default=20, help="IC decay over lags 1..max-lag")
+    evaluation_args(sp)
+
+    sp = add(sub, "ablate", cmd_ablate,
+             "train the network without its graph, without FAN/SAN, without both, and the baselines, on the same "
+             "folds and seeds; evaluate them together (table, figures, signal families on simulator data)")
+    sp.add_argument("--dataset", default="latest", help="dataset URI or path, or `latest` (resolved once)")
+    sp.add_argument("--model", default="atft_gat_fan", help="the neural model's configs/model/ name")
+    sp.add_argument("--out", required=True, help="the ablation folder: <out>/<variant>, <out>/evaluation")
+    sp.add_argument("--variants", default="full,no_gat,no_fan,tft_only", help="comma-separated variants")
+    sp.add_argument("--baselines", default="lightgbm", help="comma-separated baseline models ('' for none)")
+    sp.add_argument("overrides", nargs="*",
+                    help="Hydra overrides: model.* to the neural variants, the rest (splits, horizons) to all")
+    evaluation_args(sp)
+    plan_arg(sp)
     return p
 
 

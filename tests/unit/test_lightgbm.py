@@ -111,6 +111,45 @@ def test_fit_and_early_stopping_use_training_dates_only(monkeypatch: pytest.Monk
         assert info["fit_end"] < info["valid_start"] <= info["train_end"] < info["test_start"]
 
 
+def test_one_binning_per_fold_gives_what_a_dataset_per_horizon_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fold's rows are binned once and relabelled per horizon, straight from polars (Arrow): the
+    predictions equal those of a numpy matrix and a new Dataset per horizon; a horizon with unlabelled
+    rows trains on its labelled rows only."""
+    df = dataset(planted=True, seed=5).with_columns(  # missing values in a feature, unlabelled 20d rows
+        pl.when(pl.col("noise_a") > 1.5).then(None).otherwise(pl.col("noise_a")).alias("noise_a"),
+        pl.when(pl.col("noise_b") > 1.0).then(None).otherwise(pl.col("target_20d")).alias("target_20d"))
+    fold = folds(df)[:1]
+    seen: list[int] = []
+    real_train = lgb.train
+
+    def spy(params, train_set, *args, **kw):
+        seen.append(train_set.num_data())
+        return real_train(params, train_set, *args, **kw)
+
+    monkeypatch.setattr(gbm.lgb, "train", spy)
+    preds, metrics = gbm.train_lightgbm(df, FEATURES, HORIZONS, fold, FAST, num_boost_round=30, early_stopping_rounds=5)
+    monkeypatch.setattr(gbm.lgb, "train", real_train)
+    fit_dates, valid_dates = validation_split(fold[0].train_dates, 0.15, 20)
+    fit = df.filter(pl.col("Date").is_in(fit_dates)).sort("Date", "Code")
+    valid = df.filter(pl.col("Date").is_in(valid_dates)).sort("Date", "Code")
+    test = df.filter(pl.col("Date").is_in(fold[0].test_dates)).sort("Date", "Code")
+    labelled_20d = int(fit["target_20d"].is_not_null().sum())
+    assert labelled_20d < fit.height and seen == [fit.height] * 3 + [labelled_20d]
+    params = {**gbm.DEFAULT_PARAMS, **FAST}
+    x_fit, x_valid = (f.select(FEATURES).to_numpy() for f in (fit, valid))
+    got = test.select("Code", "Date").join(preds, on=["Code", "Date"], how="left")
+    for h in HORIZONS[:3]:  # every fit row labelled: the same boosters as a Dataset of their own
+        y_fit = gbm._label(fit, f"target_{h}d", "cs_rank").to_numpy()
+        y_valid = gbm._label(valid, f"target_{h}d", "cs_rank").to_numpy()
+        train_set = lgb.Dataset(x_fit, y_fit)
+        booster = real_train(params, train_set, num_boost_round=30, valid_sets=[lgb.Dataset(x_valid, y_valid, reference=train_set)],
+                             callbacks=[lgb.early_stopping(5, verbose=False)])
+        expected = booster.predict(test.select(FEATURES).to_numpy(), num_iteration=booster.best_iteration)
+        np.testing.assert_allclose(got[f"pred_{h}d"].to_numpy(), expected, rtol=1e-12)
+    entry = metrics["horizons"]["5d"]["folds"][0]
+    assert entry["rounds"] >= entry["best_iteration"] >= 1 and entry["boost_s"] > 0
+
+
 def test_a_signal_only_in_the_last_test_block_is_not_learned() -> None:
     # The signal exists only in the last test block; had its rows leaked into fitting, the last
     # fold would score well. ~40 days x 80 names: standard error near 0.02.

@@ -102,13 +102,44 @@ def test_evaluate_writes_the_evaluation_figures_and_table(run_dir: Path, tmp_pat
     noise = evaluation["models"]["lightgbm (noise_only)"]["horizons"]["5d"]
     assert abs(noise["rank_ic_mean"]) < 0.05 and noise["rank_ic_fraction_of_oracle"] < 0.3
 
-    for name in ("cumulative_long_short", "rank_ic_by_horizon", "ic_decay"):
+    # Signal families: the model that saw (noisy) planted returns follows the families the oracle follows.
+    families = evaluation["families"]
+    assert list(families["exposure"]) == [ORACLE, "lightgbm (all_features)", "lightgbm (noise_only)"]
+    assert set(families["family_oracle"]["5d"]) == {"reversal", "momentum", "quality", "leadlag", "pead", "margin", "flow"}
+    for f, entry in families["family_oracle"]["5d"].items():
+        low, high = entry["rank_ic_mean_ci"]
+        assert low < entry["rank_ic_mean"] < high
+        assert entry["rank_ic_mean"] < evaluation["oracle"]["horizons"]["5d"]["rank_ic_mean"], f  # a part of the whole
+        truth, seen = families["exposure"][ORACLE]["5d"][f], families["exposure"]["lightgbm (all_features)"]["5d"][f]
+        if truth > 0.3:
+            assert 0.3 * truth < seen < truth, (f, truth, seen)
+        assert abs(families["exposure"]["lightgbm (noise_only)"]["5d"][f]) < 0.1, f
+    for name in ("cumulative_long_short", "rank_ic_by_horizon", "ic_decay", "family_exposure"):
         path = Path(evaluation["figures"][name])
         assert path.parent == tmp_path / "out" and path.read_bytes()[:8] == PNG
-    table = (tmp_path / "out" / "report.md").read_text()
+    table, family_table = (tmp_path / "out" / "report.md").read_text().split("Signal families")
     rows = [line for line in table.splitlines() if line.startswith("| 1d") or line.startswith("| 5d")]
     assert len(rows) == 6 and sum(ORACLE in r for r in rows) == 2
+    assert sum(line.startswith("| 5d | leadlag |") for line in family_table.splitlines()) == 1
     assert "10 bps" in table and "| horizon | model | RankIC [95% CI] | of oracle |" in table
+
+
+def test_exposure_is_the_mean_daily_rank_correlation_with_each_part() -> None:
+    from gogoku.evaluate.families import exposures, families_of, format_families
+
+    d1, d2 = dt.date(2024, 1, 4), dt.date(2024, 1, 5)
+    frame = pl.DataFrame({
+        "Code": ["a", "b", "c"] * 2, "Date": [d1] * 3 + [d2] * 3,
+        "pred_1d": [1.0, 2.0, 3.0, 1.0, 2.0, 3.0],
+        "contrib_up_1d": [1.0, 2.0, 3.0, 1.0, 3.0, 2.0],  # rank correlations 1 and 0.5
+        "contrib_down_1d": [3.0, 2.0, 1.0, 2.0, 1.0, 3.0],  # -1 and 0.5
+    })
+    assert families_of(frame) == ["up", "down"]
+    out = exposures(frame, [1], min_names=3)
+    assert out == {"1d": {"up": pytest.approx(0.75), "down": pytest.approx(-0.25)}}
+    table = format_families({"family_oracle": {"1d": {"up": {"rank_ic_mean": 0.1, "rank_ic_mean_ci": [0.05, 0.15]}}},
+                             "exposure": {"m": out}})
+    assert "| 1d | up | 0.100 [0.050, 0.150] | 0.750 |" in table
 
 
 def test_only_test_rows_are_evaluated(run_dir: Path, tmp_path: Path) -> None:

@@ -146,3 +146,14 @@ def test_validation_split_errors() -> None:
         validation_split(DATES[:100], fraction=1.0)
     with pytest.raises(InputError, match="too few"):
         validation_split(DATES[:20], fraction=0.15, embargo=20)
+
+
+def test_sort_columnwise_equals_a_sort_and_keeps_a_sorted_frame() -> None:
+    from gogoku.dataset.splits import sort_columnwise
+
+    df = pl.DataFrame({"Code": ["b", "a", "b", "a", "c"], "Date": [2, 1, 1, 2, 1], "x": [1.0, 2.0, 3.0, None, 5.0]})
+    by_date = sort_columnwise(df, ["Date", "Code"])
+    assert by_date.equals(df.sort("Date", "Code"))
+    assert by_date["x"].to_list() == [2.0, 3.0, 5.0, None, 1.0]
+    assert sort_columnwise(by_date, ["Date", "Code"]) is by_date  # already sorted: the same frame, no copy
+    assert sort_columnwise(df, ["Code", "Date"]).equals(df.sort("Code", "Date"))

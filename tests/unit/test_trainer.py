@@ -94,6 +94,27 @@ def test_normalizer_is_fitted_on_the_fitting_dates_only() -> None:
     assert refit == norm
 
 
+def test_feature_blocks_give_the_same_normalizer_and_panel_as_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of features (memory: one block's working copies) change nothing: the same statistics and
+    the same panel as with every feature in one block."""
+    from gogoku.train import data
+
+    df = dataset()
+    panel = Panel(df, FEATURES, HORIZONS)
+    norm = FoldNormalizer.fit(df, FEATURES, panel.dates[:100])
+    panel.set_features(norm, df)
+    assert len(data.feature_blocks(FEATURES)) == 1 < len(FEATURES)
+    monkeypatch.setattr(data, "feature_blocks", lambda features, size=1: [[f] for f in features])
+    one_by_one = FoldNormalizer.fit(df, FEATURES, panel.dates[:100])
+    assert one_by_one == norm
+    other = Panel(df, FEATURES, HORIZONS)
+    other.set_features(one_by_one, df)
+    np.testing.assert_array_equal(other.x, panel.x)
+    whole = norm.transform(df)  # every feature at once, as rows
+    keys = panel._keys(whole)
+    np.testing.assert_array_equal(panel.x[keys["_d"].to_numpy(), keys["_c"].to_numpy()], whole.select(FEATURES).to_numpy())
+
+
 def test_learning_rate_warmup_then_cosine() -> None:
     phase = atft.Phase("p", 10, False, False, lr_scale=0.5)
     s = atft.TrainSettings(lr=1.0, warmup_fraction=0.1, min_lr_fraction=0.0, phases=(phase,))
@@ -118,7 +139,7 @@ def test_batches_hold_whole_days_with_past_sequences_and_graph_edges() -> None:
     df = dataset()
     panel = Panel(df, FEATURES, HORIZONS)
     norm = FoldNormalizer.fit(df, FEATURES, panel.dates[:100])
-    panel.set_features(norm.transform(df))
+    panel.set_features(norm, df)
     from gogoku.model.gat_graph import GraphParams, daily_graphs, return_panel
 
     returns = return_panel(df, panel.dates, panel.codes)
@@ -217,7 +238,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path: Path) -> Non
 def test_out_of_memory_halves_the_days_per_batch(caplog: pytest.LogCaptureFixture) -> None:
     df = dataset(seed=3)
     panel = Panel(df, FEATURES, HORIZONS)
-    panel.set_features(FoldNormalizer.fit(df, FEATURES, panel.dates[:80]).transform(df))
+    panel.set_features(FoldNormalizer.fit(df, FEATURES, panel.dates[:80]), df)
     settings = atft.TrainSettings.from_mapping(model_cfg(days_per_batch=4, phases=[
         {"name": "baseline", "epochs": 1, "adaptive_norm": False, "gat": False}])["training"], seed=1)
     cfg = model_cfg()
@@ -274,3 +295,34 @@ def test_folds_trained_in_parallel_processes_assemble_into_the_same_run(tmp_path
         train(path, "atft_tiny", None, SMALL, only_folds=[0])
     with pytest.raises(InputError, match="every fold in one run"):
         train(path, "lightgbm", out, SMALL[:4], only_folds=[0])
+
+
+def test_ablate_trains_each_variant_and_the_baseline_on_the_same_folds(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from gogoku.cli import main
+
+    path = write_synthetic(tmp_path)
+    one_epoch = "model.training.phases=[{name:all,epochs:1,adaptive_norm:true,gat:true}]"
+    argv = ["ablate", "--dataset", str(path), "--model", "atft_tiny", "--out", str(tmp_path / "ablation"),
+            "--variants", "full,no_gat", "--bootstrap", "50", "--max-lag", "3", "--min-names", "5", *SMALL, one_epoch]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["trained"]) == {"full", "no_gat", "lightgbm"}
+    assert list(result["models"]) == ["atft_tiny (full)", "atft_tiny (no_gat)", "lightgbm"]
+    metrics = {name: json.loads((tmp_path / "ablation" / name / "metrics.json").read_text())
+               for name in ("full", "no_gat", "lightgbm")}
+    # The switch turns the graph off in the phase that had it; the schedule is the same.
+    assert [(p["name"], p["epochs"], p["gat"], p["adaptive_norm"]) for p in metrics["full"]["phases"]] == [("all", 1, True, True)]
+    assert [(p["name"], p["epochs"], p["gat"], p["adaptive_norm"]) for p in metrics["no_gat"]["phases"]] == [("all", 1, False, True)]
+    # model.* overrides went to the network only; the splits to every model: the same test blocks.
+    blocks = {name: [(f["test_start"], f["test_end"]) for f in m["folds"]] for name, m in metrics.items()}
+    assert blocks["full"] == blocks["no_gat"] == blocks["lightgbm"] and len(blocks["full"]) == 2
+    lgb_config = yaml.safe_load((tmp_path / "ablation" / "lightgbm" / "config.yaml").read_text())
+    assert lgb_config["model"]["name"] == "lightgbm" and lgb_config["splits"]["min_train"] == 100
+    table = (tmp_path / "ablation" / "evaluation" / "report.md").read_text()
+    assert "| 5d | atft_tiny (no_gat) |" in table and "| 5d | lightgbm |" in table
+    assert main(argv) == 0  # a rerun trains nothing and evaluates again
+    assert json.loads(capsys.readouterr().out)["trained"] == {}
+    with pytest.raises(InputError, match="--variants"):
+        from gogoku.evaluate.ablation import run_ablation
+
+        run_ablation(str(path), "atft_tiny", tmp_path / "x", ["no_graph"])

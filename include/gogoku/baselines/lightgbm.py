@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from gogoku.dataset.normalize import cs_rank, cs_zscore
-from gogoku.dataset.splits import Fold, on_dates
+from gogoku.dataset.splits import Fold, on_dates, sort_columnwise
 from gogoku.errors import InputError
 from gogoku.io import atomic_write, write_json_atomic
 from gogoku.train.walkforward import FoldJob, FoldResult, run_walk_forward
@@ -61,14 +62,23 @@ def _label(df: pl.DataFrame, target: str, transform: TargetTransform) -> pl.Seri
     raise InputError(f"target_transform={transform!r}: expected raw, cs_rank or cs_z")
 
 
-def _rows(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """The labelled rows of `x`: `x` itself when all are (no copy of the matrix per horizon)."""
-    return x if keep.all() else x[keep]
+def _features(df: pl.DataFrame, cols: Sequence[str]) -> pl.DataFrame:
+    """The feature columns as LightGBM reads them: through Arrow, straight from polars' buffers (no numpy
+    matrix; nulls are missing values). Float32 columns are passed as they are, others cast."""
+    return df.select(c if df.schema[c] in (pl.Float32, pl.Float64) else pl.col(c).cast(pl.Float32) for c in cols)
 
 
-def _matrix(df: pl.DataFrame, cols: Sequence[str]) -> np.ndarray:
-    # Nulls become NaN, which LightGBM treats as missing.
-    return df.select(pl.col(cols).cast(pl.Float32)).to_numpy()
+def _date_rows(df: pl.DataFrame, dates: Sequence[Any]) -> pl.DataFrame:
+    """The rows of `dates` from a frame sorted by Date: a zero-copy slice when they are consecutive in
+    it (a fold's fit, validation and test dates are), else a filtered copy."""
+    if not dates:
+        return df.clear()
+    column = df.get_column("Date")
+    lo, hi = int(column.search_sorted(min(dates), "left")), int(column.search_sorted(max(dates), "right"))
+    part = df.slice(lo, hi - lo)
+    if part.get_column("Date").n_unique() == len(set(dates)):
+        return part
+    return df.filter(on_dates(dates))
 
 
 class LightGBMModel:
@@ -78,6 +88,7 @@ class LightGBMModel:
 
     kind = "lightgbm"
     fold_parallel = False  # every fold in one process: a fold takes seconds to minutes
+    row_order = ("Date", "Code")  # `gogoku train` loads the frame so: each fold's rows are then a slice of it
 
     def __init__(self, params: Mapping[str, Any] | None = None, *, name: str = "lightgbm", num_boost_round: int = 300,
                  early_stopping_rounds: int = 30, target_transform: TargetTransform = "cs_rank",
@@ -111,8 +122,12 @@ class LightGBMModel:
                 "feature_transform": self.feature_transform}
 
     def prepare(self, df: pl.DataFrame, features: list[str], horizons: list[int]) -> pl.DataFrame:
+        """The labels per horizon, on the frame sorted by Date (a no-op when it is, as `gogoku train` loads
+        it), so that each fold's dates are a zero-copy slice of it."""
         self.horizons = horizons
         self.inputs = features
+        if not df.get_column("Date").is_sorted():  # a caller other than `gogoku train`
+            df = sort_columnwise(df, self.row_order)
         if self.feature_transform == "cs_z":
             df = cs_zscore(df, features).collect()
             self.inputs = [f"{c}_cs_z" for c in features]
@@ -120,21 +135,40 @@ class LightGBMModel:
                                   for h in horizons)
         return self.df
 
+    def _datasets(self, fit: pl.DataFrame, valid: pl.DataFrame, h: int, base: lgb.Dataset
+                  ) -> tuple[lgb.Dataset, lgb.Dataset, int, int]:
+        """Horizon h's training set (the fold's binned rows, `base`, relabelled; the labelled subset of
+        them when some rows have no label) and validation set (binned with the training set's bins)."""
+        y_fit = fit.get_column(f"_label_target_{h}d").to_numpy()
+        y_valid = valid.get_column(f"_label_target_{h}d").to_numpy()
+        keep_fit, keep_valid = np.isfinite(y_fit), np.isfinite(y_valid)
+        train_set = base if keep_fit.all() else base.subset(np.flatnonzero(keep_fit).tolist()).construct()
+        train_set.set_label(y_fit[keep_fit])
+        rows = valid if keep_valid.all() else valid.filter(pl.Series(keep_valid))
+        valid_set = lgb.Dataset(_features(rows, self.inputs), y_valid[keep_valid], reference=train_set)
+        return train_set, valid_set, int(keep_fit.sum()), int(keep_valid.sum())
+
     def fit_fold(self, job: FoldJob) -> FoldResult:
         df = self.df
-        fit, valid, test = (df.filter(on_dates(d)) for d in (job.fit_dates, job.valid_dates, job.test_dates))
+        fit, valid, test = (_date_rows(df, d) for d in (job.fit_dates, job.valid_dates, job.test_dates))
         if fit.is_empty() or valid.is_empty() or test.is_empty():
             raise InputError(f"fold {job.index}: empty fit, validation or test rows")
-        x_fit, x_valid, x_test = _matrix(fit, self.inputs), _matrix(valid, self.inputs), _matrix(test, self.inputs)
+        t0 = time.perf_counter()
+        # The fit rows are binned once for all horizons; only the label changes between them.
+        base = lgb.Dataset(_features(fit, self.inputs), np.zeros(fit.height), params=self.params, free_raw_data=True)
+        try:
+            base.construct()
+        except lgb.basic.LightGBMError as exc:  # a bad dataset parameter (e.g. max_bin)
+            raise InputError(f"model.params {dict(self.params)}: LightGBM refused them ({exc})") from None
+        bin_s = time.perf_counter() - t0
+        x_test = _features(test, self.inputs)
         out = test.select("Code", "Date")
         per_horizon: dict[int, dict[str, Any]] = {}
         for h in self.horizons:
-            y_fit = fit[f"_label_target_{h}d"].to_numpy()
-            y_valid = valid[f"_label_target_{h}d"].to_numpy()
-            keep_fit, keep_valid = np.isfinite(y_fit), np.isfinite(y_valid)
-            train_set = lgb.Dataset(_rows(x_fit, keep_fit), y_fit[keep_fit], feature_name=list(self.inputs),
-                                    free_raw_data=True)
-            valid_set = lgb.Dataset(_rows(x_valid, keep_valid), y_valid[keep_valid], reference=train_set)
+            t1 = time.perf_counter()
+            train_set, valid_set, n_fit, n_valid = self._datasets(fit, valid, h, base)
+            t2 = time.perf_counter()
+            history: dict[str, Any] = {}
             try:
                 booster = lgb.train(
                     self.params,
@@ -142,20 +176,28 @@ class LightGBMModel:
                     num_boost_round=self.num_boost_round,
                     valid_sets=[valid_set],
                     valid_names=["valid"],
-                    callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+                    callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False),
+                               lgb.record_evaluation(history)],
                 )
             except lgb.basic.LightGBMError as exc:  # a bad parameter (LightGBM checks them when training starts)
                 raise InputError(f"model.params {dict(self.params)}: LightGBM refused them ({exc})") from None
+            rounds = max((len(v) for v in history.get("valid", {}).values()), default=0)
+            t3 = time.perf_counter()
             best = booster.best_iteration or self.num_boost_round
-            per_horizon[h] = {"best_iteration": best}
             self.boosters[h] = booster
             out = out.with_columns(pl.Series(f"pred_{h}d", booster.predict(x_test, num_iteration=best),
                                              dtype=pl.Float64))
-            log.info("fold %d h=%dd: fit %d rows, valid %d rows, best iteration %d",
-                     job.index, h, int(keep_fit.sum()), int(keep_valid.sum()), best)
+            per_horizon[h] = {"best_iteration": best, "rounds": rounds,
+                              "datasets_s": round(t2 - t1, 3), "boost_s": round(t3 - t2, 3),
+                              "predict_s": round(time.perf_counter() - t3, 3)}
+            log.info("fold %d h=%dd: fit %d rows, valid %d rows; best iteration %d of %d rounds; "
+                     "datasets %.1f s, boosting %.1f s", job.index, h, n_fit, n_valid, best,
+                     rounds, t2 - t1, t3 - t2)
+        log.info("fold %d: %d fit rows x %d features binned once in %.1f s", job.index, fit.height,
+                 len(self.inputs), bin_s)
         if job.folder is not None:
             _save_boosters(self.boosters, self.inputs, job.folder)
-        return FoldResult(out, horizons=per_horizon)
+        return FoldResult(out, info={"bin_s": round(bin_s, 3)}, horizons=per_horizon)
 
     def summary(self) -> dict[str, Any]:
         return {"target_transform": self.target_transform, "feature_transform": self.feature_transform}
@@ -240,7 +282,7 @@ def fit_final(
     if feature_transform == "cs_z":
         df = cs_zscore(df, feature_cols).collect()
         inputs = [f"{c}_cs_z" for c in feature_cols]
-    x = _matrix(df, inputs)
+    x = _features(df, inputs)
     trained = {}
     for h in horizons:
         target = f"target_{h}d"
@@ -248,7 +290,8 @@ def fit_final(
         keep = np.isfinite(y)
         if keep.sum() < 2:
             raise InputError(f"refit: {target} has fewer than two labelled rows")
-        train_set = lgb.Dataset(_rows(x, keep), y[keep], feature_name=list(inputs), free_raw_data=True)
+        rows = x if keep.all() else x.filter(pl.Series(keep))
+        train_set = lgb.Dataset(rows, y[keep], free_raw_data=True)
         booster = lgb.train(params, train_set, num_boost_round=max(int(rounds[h]), 1))
         atomic_write(folder / f"lightgbm_{h}d.txt", lambda tmp, b=booster: b.save_model(str(tmp)))
         trained[f"{h}d"] = {"rows": int(keep.sum()), "rounds": max(int(rounds[h]), 1)}
@@ -272,6 +315,6 @@ class FinalModel:
         if self.feature_transform == "cs_z":
             frame = cs_zscore(frame, self.features).collect()
             inputs = [f"{c}_cs_z" for c in self.features]
-        x = _matrix(frame, inputs)
+        x = _features(frame, inputs)
         out = frame.select("Code", "Date")
         return out.with_columns(pl.Series(f"score_{h}d", b.predict(x), dtype=pl.Float64) for h, b in self.boosters.items())

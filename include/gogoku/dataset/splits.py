@@ -47,6 +47,19 @@ def on_dates(dates: Sequence[dt.date], date_col: str = "Date") -> pl.Expr:
     return pl.col(date_col).is_in(pl.Series(list(dates), dtype=pl.Date).implode())
 
 
+def sort_columnwise(df: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
+    """`df` sorted by `by` (itself when it already is), one column at a time: memory holds the frame
+    once plus one column (`df.sort` holds both frames while it gathers), provided the caller drops its
+    own reference to `df`."""
+    by = list(by)
+    if df.select(pl.struct(by).is_sorted() if len(by) > 1 else pl.col(by[0]).is_sorted()).item():
+        return df
+    order = df.select(pl.arg_sort_by(by)).to_series()
+    for name in df.columns:
+        df = df.with_columns(df.get_column(name).gather(order))
+    return df
+
+
 def _unique_dates(dates: Sequence[dt.date], name: str) -> list[dt.date]:
     days = sorted(set(dates))
     if any(not isinstance(d, dt.date) or isinstance(d, dt.datetime) for d in days):

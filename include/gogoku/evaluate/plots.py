@@ -111,3 +111,28 @@ def plot_ic_decay(decay: PerModel, path: Path) -> Path:
         ax.set_ylabel("mean daily RankIC")
         ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def plot_family_exposure(exposure: Mapping[str, Mapping[str, Mapping[str, float]]], path: Path) -> Path:
+    """One panel per horizon: a heatmap of each model's exposure (mean daily rank correlation of its
+    prediction with a planted family's part) per family; exposure[model][horizon][family]."""
+    models = list(exposure)
+    horizons = sorted({h for per_h in exposure.values() for h in per_h}, key=lambda h: int(h.rstrip("d")))
+    if not models or not horizons:
+        raise InputError("plot_family_exposure: no exposures to draw")
+    families = list(next(iter(exposure[models[0]].values())))
+    rows, cols = _grid(len(horizons))
+    fig = Figure(figsize=(1.1 * len(families) * cols + 2.5, (0.45 * len(models) + 1.6) * rows))
+    for i, h in enumerate(horizons):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        grid = [[exposure[m].get(h, {}).get(f, math.nan) for f in families] for m in models]
+        image = ax.imshow(grid, cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="auto")
+        for r, values in enumerate(grid):
+            for c, value in enumerate(values):
+                if value == value:
+                    ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(families)), families, rotation=30, fontsize=8)
+        ax.set_yticks(range(len(models)), models, fontsize=8)
+        ax.set_title(f"{h}: rank correlation with each planted family", fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.03)
+    return _save(fig, path)

@@ -24,6 +24,7 @@ import polars as pl
 import yaml
 
 from gogoku.errors import GogokuError, InputError
+from gogoku.evaluate.families import exposures, families_of, family_oracles, format_families
 from gogoku.evaluate.metrics import (
     Bootstrap,
     daily_ic,
@@ -249,8 +250,9 @@ def oracle_metrics(
     }
 
 
-def _oracle_rank_ic(run: ModelRun, predictions: pl.DataFrame, min_names: int) -> dict[str, float]:
-    joined = oracle_frame(run.manifest, predictions)
+def _oracle_rank_ic(run: ModelRun, predictions: pl.DataFrame, min_names: int,
+                    joined: pl.DataFrame | None = None) -> dict[str, float]:
+    joined = oracle_frame(run.manifest, predictions) if joined is None else joined
     if joined is None:
         return {}
     out = {}
@@ -336,7 +338,12 @@ def evaluate_models(
     """Evaluate every model folder on its test rows; write evaluation.json, report.md and the
     figures (cumulative_long_short.png, rank_ic_by_horizon.png, ic_decay.png) to `out_dir`
     (default: <first model folder>/evaluation). Returns the evaluation as written."""
-    from gogoku.evaluate.plots import plot_cumulative_long_short, plot_ic_decay, plot_rank_ic_by_horizon
+    from gogoku.evaluate.plots import (
+        plot_cumulative_long_short,
+        plot_family_exposure,
+        plot_ic_decay,
+        plot_rank_ic_by_horizon,
+    )
 
     runs = load_runs(model_dirs, store)
     out = Path(out_dir) if out_dir is not None else runs[0].model_dir / "evaluation"
@@ -344,10 +351,18 @@ def evaluate_models(
     books: dict[str, dict[str, pl.DataFrame]] = {}
     decays: dict[str, dict[str, pl.DataFrame]] = {}
     oracle: dict[str, Any] | None = None
+    families: dict[str, Any] | None = None
     for i, run in enumerate(runs):
         predictions = load_test_rows(run.model_dir)
         per_h, books[run.label], decays[run.label] = evaluate_run(run, predictions, settings)
-        oracle_ic = _oracle_rank_ic(run, predictions, settings.min_names)
+        joined = oracle_frame(run.manifest, predictions)
+        oracle_ic = _oracle_rank_ic(run, predictions, settings.min_names, joined) if joined is not None else {}
+        if joined is not None and families_of(joined):
+            if families is None:  # the family oracles on the first model's test rows, as the oracle's
+                families = {"rows_of": run.label, "exposure": {
+                    ORACLE: exposures(joined, run.horizons, settings.min_names, "exp_ret_{h}d")},
+                    "family_oracle": family_oracles(joined, run.horizons, settings.bootstrap, settings.min_names)}
+            families["exposure"][run.label] = exposures(joined, run.horizons, settings.min_names)
         for h, summary in per_h.items():
             summary["oracle_rank_ic_mean"] = oracle_ic.get(h, math.nan)
             summary["rank_ic_fraction_of_oracle"] = _fraction(summary["rank_ic_mean"], summary["oracle_rank_ic_mean"])
@@ -357,22 +372,25 @@ def evaluate_models(
             "test_rows": predictions.height, "test_start": dates.min(), "test_end": dates.max(),
             "n_folds": predictions["fold"].n_unique(), "horizons": per_h,
         }
-        if i == 0:
-            full = oracle_metrics(run.manifest, predictions, run.horizons, settings.bootstrap, **settings.options())
-            if full is not None:
-                oracle = {"rows_of": run.label, "horizons": full}
+        if i == 0 and joined is not None:
+            full = {f"{h}d": evaluate_predictions(joined, f"exp_ret_{h}d", f"target_{h}d", h, bootstrap=settings.bootstrap,
+                                                  **settings.options()) for h in run.horizons}
+            oracle = {"rows_of": run.label, "horizons": full}
     figures = {
         "cumulative_long_short": str(plot_cumulative_long_short(books, out / "cumulative_long_short.png")),
         "rank_ic_by_horizon": str(plot_rank_ic_by_horizon(_rank_ic_points(models, oracle), out / "rank_ic_by_horizon.png")),
     }
     if any(decays.values()):
         figures["ic_decay"] = str(plot_ic_decay(decays, out / "ic_decay.png"))
+    if families is not None:
+        figures["family_exposure"] = str(plot_family_exposure(families["exposure"], out / "family_exposure.png"))
     on_simulator = (runs[0].manifest.get("origin") or {}).get("api") == "simulator"
     evaluation = _json_safe({
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "settings": {**asdict(settings)},
         "models": models,
         "oracle": oracle,
+        "families": families,
         "oracle_note": (
             "simulator data, but today's simulator does not reproduce the dataset's targets: no oracle"
             if on_simulator and oracle is None else None
@@ -381,6 +399,8 @@ def evaluate_models(
         "table": str(out / "report.md"),
     })
     table = format_comparison(evaluation)
+    if families is not None:
+        table += "\n\n" + format_families(evaluation["families"])
     atomic_write(out / "report.md", lambda tmp: tmp.write_text(table + "\n"))
     write_json_atomic(evaluation, out / "evaluation.json")
     evaluation["text"] = table

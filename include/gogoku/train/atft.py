@@ -20,7 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from gogoku.dataset.splits import Fold, validation_split
+from gogoku.dataset.splits import Fold, sort_columnwise, validation_split
 from gogoku.errors import GogokuError, InputError
 from gogoku.evaluate.metrics import json_clean
 from gogoku.io import atomic_write
@@ -70,11 +70,23 @@ class TrainSettings:
     device: str = "auto"
     seed: int = 42
     phases: tuple[Phase, ...] = field(default_factory=lambda: (Phase("baseline", 1, False, False),))
+    # Ablations: false turns the graph attention / the adaptive normalization (FAN/SAN) off in every
+    # phase, with the same schedule, seeds and folds (`gogoku ablate`).
+    gat: bool = True
+    adaptive_norm: bool = True
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], seed: int) -> TrainSettings:
         values = dict(values)
-        phases = tuple(Phase(**dict(p)) for p in values.pop("phases", []))
+        use_gat, use_norm = bool(values.get("gat", True)), bool(values.get("adaptive_norm", True))
+        phases: tuple[Phase, ...] = ()
+        for entry in values.pop("phases", []):
+            try:
+                phase = Phase(**dict(entry))
+            except TypeError as exc:
+                raise InputError(f"model.training.phases: {exc}") from None
+            phases += (replace(phase, gat=bool(phase.gat) and use_gat,
+                               adaptive_norm=bool(phase.adaptive_norm) and use_norm),)
         if not phases or any(p.epochs < 0 for p in phases) or sum(p.epochs for p in phases) < 1:
             raise InputError("model.training.phases: need at least one phase and one epoch in all")
         try:
@@ -410,7 +422,7 @@ def _setup(df: pl.DataFrame, feature_cols: list[str], model_cfg: Mapping[str, An
     if os.environ.get("GOGOKU_TORCH_THREADS"):  # CPU intra-op threads (shared machines: fewer is faster)
         torch.set_num_threads(int(os.environ["GOGOKU_TORCH_THREADS"]))
 
-    df = df.sort("Code", "Date")
+    df = sort_columnwise(df, AtftModel.row_order)  # the dataset's own order: no copy
     panel = Panel(df, feature_cols, horizons)
     codes = pl.DataFrame({"Code": panel.codes})
     ident = {c: (codes.join(df.group_by("Code").agg(pl.col(c).drop_nulls().last()), on="Code", how="left")[c]
@@ -428,6 +440,7 @@ class AtftModel:
 
     kind = "atft"
     fold_parallel = True
+    row_order = ("Code", "Date")  # the panel's order (and the dataset file's)
 
     def __init__(self, model_cfg: Mapping[str, Any], *, seed: int = 42, valid_fraction: float = 0.15,
                  valid_embargo: int = 20, on_epoch_end: EpochHook | None = None) -> None:
@@ -470,7 +483,7 @@ class AtftModel:
     def _trainer(self, job: FoldJob) -> tuple[FoldTrainer, FoldNormalizer]:
         setup = self.setup
         normalizer = FoldNormalizer.fit(setup.df, self.features, job.fit_dates, **setup.norm_cfg)
-        setup.panel.set_features(normalizer.transform(setup.df))
+        setup.panel.set_features(normalizer, setup.df)
         trainer = FoldTrainer(
             setup.panel, job.index, setup.panel.day_indices(job.fit_dates), setup.panel.day_indices(job.valid_dates),
             setup.arch, setup.loss_cfg, setup.settings, ckpt_dir=job.folder,
@@ -608,7 +621,7 @@ def fit_final(
                 ["Date"].unique().sort().to_list())
     fit_dates, valid_dates = validation_split(labelled, valid_fraction, valid_embargo)
     normalizer = FoldNormalizer.fit(setup.df, feature_cols, fit_dates, **setup.norm_cfg)
-    setup.panel.set_features(normalizer.transform(setup.df))
+    setup.panel.set_features(normalizer, setup.df)
     fingerprint = walkforward.fingerprint(_fingerprint_config(setup.cfg), feature_cols, horizons, seed, fit_dates,
                                           valid_dates, "final")
     trainer = FoldTrainer(
@@ -659,7 +672,7 @@ class FinalModel:
         frame = frame.with_columns(pl.lit(None, dtype=pl.Float32).alias(f"target_{h}d") for h in self.horizons
                                    if f"target_{h}d" not in frame.columns).sort("Code", "Date")
         panel = Panel(frame, self.features, self.horizons)
-        panel.set_features(self.normalizer.transform(frame))
+        panel.set_features(self.normalizer, frame)
         (d,) = panel.day_indices([day]) or [None]
         if d is None:
             raise InputError(f"score: no rows on {day}")

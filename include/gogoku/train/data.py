@@ -28,6 +28,14 @@ from gogoku.model.gat_graph import DayGraph
 log = logging.getLogger(__name__)
 
 
+FEATURE_BLOCK = 32  # features normalized at a time (memory: one block's working copies, not the matrix's)
+
+
+def feature_blocks(features: Sequence[str], size: int = FEATURE_BLOCK) -> list[list[str]]:
+    features = list(features)
+    return [features[i:i + size] for i in range(0, len(features), size)]
+
+
 @dataclass
 class FoldNormalizer:
     features: list[str]
@@ -42,28 +50,36 @@ class FoldNormalizer:
     def fit(cls, frame: pl.DataFrame, features: Sequence[str], dates: Sequence[dt.date],
             clip: float = 5.0, tail: float = 0.005) -> FoldNormalizer:
         features = list(features)
-        train = frame.lazy().filter(on_dates(dates)).select("Date", *[pl.col(f).cast(pl.Float64).fill_nan(None) for f in features])
-        spread = (
-            train.group_by("Date").agg((pl.col(f).std() > 1e-12).alias(f) for f in features)
-            .select(pl.col(f).mean() for f in features).collect()
-        )
-        if spread.height == 0:
-            raise InputError("normalizer: no training rows on the fitting dates")
-        cs = {f: bool((spread[f][0] or 0.0) >= 0.5) for f in features}
-        lf = train.with_columns(cls._cs_expr(f, clip) for f in features if cs[f])
-        q = lf.select(
-            *[pl.col(f).quantile(tail).alias(f"{f}__lo") for f in features],
-            *[pl.col(f).quantile(1 - tail).alias(f"{f}__hi") for f in features],
-        ).collect().row(0, named=True)
-        lower = {f: q[f"{f}__lo"] if q[f"{f}__lo"] is not None else 0.0 for f in features}
-        upper = {f: q[f"{f}__hi"] if q[f"{f}__hi"] is not None else 0.0 for f in features}
-        clipped = lf.select(pl.col(f).clip(lower[f], upper[f]) for f in features)
-        stats = clipped.select(
-            *[pl.col(f).mean().alias(f"{f}__m") for f in features],
-            *[pl.col(f).std().alias(f"{f}__s") for f in features],
-        ).collect().row(0, named=True)
-        mean = {f: float(stats[f"{f}__m"] or 0.0) for f in features}
-        std = {f: float(stats[f"{f}__s"]) if stats[f"{f}__s"] and stats[f"{f}__s"] > 1e-12 else 1.0 for f in features}
+        cs: dict[str, bool] = {}
+        lower: dict[str, float] = {}
+        upper: dict[str, float] = {}
+        mean: dict[str, float] = {}
+        std: dict[str, float] = {}
+        # A block of features at a time: the Float64 working copies are a block's, not the matrix's.
+        for block in feature_blocks(features):
+            train = frame.lazy().filter(on_dates(dates)).select(
+                "Date", *[pl.col(f).cast(pl.Float64).fill_nan(None) for f in block])
+            spread = (
+                train.group_by("Date").agg((pl.col(f).std() > 1e-12).alias(f) for f in block)
+                .select(pl.col(f).mean() for f in block).collect()
+            )
+            if spread.height == 0:
+                raise InputError("normalizer: no training rows on the fitting dates")
+            cs.update({f: bool((spread[f][0] or 0.0) >= 0.5) for f in block})
+            lf = train.with_columns(cls._cs_expr(f, clip) for f in block if cs[f]).collect().lazy()
+            q = lf.select(
+                *[pl.col(f).quantile(tail).alias(f"{f}__lo") for f in block],
+                *[pl.col(f).quantile(1 - tail).alias(f"{f}__hi") for f in block],
+            ).collect().row(0, named=True)
+            lower.update({f: q[f"{f}__lo"] if q[f"{f}__lo"] is not None else 0.0 for f in block})
+            upper.update({f: q[f"{f}__hi"] if q[f"{f}__hi"] is not None else 0.0 for f in block})
+            stats = lf.select(pl.col(f).clip(lower[f], upper[f]) for f in block).select(
+                *[pl.col(f).mean().alias(f"{f}__m") for f in block],
+                *[pl.col(f).std().alias(f"{f}__s") for f in block],
+            ).collect().row(0, named=True)
+            mean.update({f: float(stats[f"{f}__m"] or 0.0) for f in block})
+            std.update({f: float(stats[f"{f}__s"]) if stats[f"{f}__s"] and stats[f"{f}__s"] > 1e-12 else 1.0
+                        for f in block})
         n_cs = sum(cs.values())
         log.info("normalizer: %d cross-sectional and %d market-wide features fitted on %d dates", n_cs, len(features) - n_cs, len(dates))
         return cls(features, cs, lower, upper, mean, std, clip)
@@ -74,14 +90,15 @@ class FoldNormalizer:
         std = x.std().over("Date")
         return pl.when(std > 1e-12).then(((x - x.mean().over("Date")) / std).clip(-clip, clip)).alias(f)
 
-    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Code, Date and the normalized features (Float32, no nulls)."""
-        lf = frame.lazy().select("Code", "Date", *[pl.col(f).cast(pl.Float64).fill_nan(None) for f in self.features])
-        lf = lf.with_columns(self._cs_expr(f, self.clip) for f in self.features if self.cross_sectional[f])
+    def transform(self, frame: pl.DataFrame, features: Sequence[str] | None = None) -> pl.DataFrame:
+        """Code, Date and the normalized features (Float32, no nulls): all of them, or `features`."""
+        features = self.features if features is None else list(features)
+        lf = frame.lazy().select("Code", "Date", *[pl.col(f).cast(pl.Float64).fill_nan(None) for f in features])
+        lf = lf.with_columns(self._cs_expr(f, self.clip) for f in features if self.cross_sectional[f])
         return lf.select(
             "Code", "Date",
             *[((pl.col(f).clip(self.lower[f], self.upper[f]) - self.mean[f]) / self.std[f])
-              .clip(-self.clip, self.clip).fill_null(0.0).cast(pl.Float32).alias(f) for f in self.features],
+              .clip(-self.clip, self.clip).fill_null(0.0).cast(pl.Float32).alias(f) for f in features],
         ).collect()
 
 
@@ -130,11 +147,17 @@ class Panel:
         return frame.select("Code", "Date").join(date_idx, on="Date", how="left", maintain_order="left").join(
             code_idx, on="Code", how="left", maintain_order="left")
 
-    def set_features(self, normalized: pl.DataFrame) -> None:
-        """Fill x from a frame of Code, Date and the normalized features."""
-        keys = self._keys(normalized)
+    def set_features(self, normalizer: FoldNormalizer, frame: pl.DataFrame) -> None:
+        """Fill x with `frame`'s features as `normalizer` transforms them, a block of features at a time
+        (memory holds x and one block, never a second copy of the matrix)."""
+        keys = self._keys(frame)
+        days, stocks = keys["_d"].to_numpy(), keys["_c"].to_numpy()
         self.x[:] = 0.0
-        self.x[keys["_d"].to_numpy(), keys["_c"].to_numpy()] = normalized.select(self.features).to_numpy().astype(np.float32)
+        start = 0
+        for block in feature_blocks(self.features):
+            part = normalizer.transform(frame, block).select(block)
+            self.x[days, stocks, start:start + len(block)] = part.to_numpy()
+            start += len(block)
 
     def day_indices(self, dates: Sequence[dt.date]) -> list[int]:
         return [self._date_pos[d] for d in dates if d in self._date_pos]

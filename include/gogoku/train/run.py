@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 import gogoku
 from gogoku.config import Settings
 from gogoku.dataset.manifest import MAX_NULL_FEATURE_SHARE, localize_dataset, read_manifest, validate_dataset
-from gogoku.dataset.splits import Fold, walk_forward_splits
+from gogoku.dataset.splits import Fold, sort_columnwise, walk_forward_splits
 from gogoku.errors import InputError
 from gogoku.io import atomic_write, write_json_atomic, write_latest_pointer, write_parquet_atomic
 from gogoku.train.walkforward import FINAL_FOLD, load_class, run_walk_forward
@@ -147,6 +147,8 @@ def prepare(dataset: str | Path | None, model: str, overrides: Sequence[str] = (
         wanted = cls.extra_columns(OmegaConf.to_container(cfg.model, resolve=True))
         columns += [c for c in wanted if c in available and c not in columns]
     df = pl.read_parquet(path, columns=["Date"] if dates_only else columns)
+    if not dates_only and getattr(cls, "row_order", None):
+        df = sort_columnwise(df, cls.row_order)  # the order its folds slice
     folds = walk_forward_splits(df["Date"].unique().sort().to_list(), **OmegaConf.to_container(cfg.splits))
 
     return Prepared(path, uri, summary, cfg, cls, horizons, features, df, folds)
