@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import os
 from collections.abc import Collection
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -33,10 +35,39 @@ _FIRST = dt.date(2000, 1, 4)
 
 @lru_cache(maxsize=1)
 def _sessions() -> tuple[dt.date, ...]:
+    # exchange_calendars takes about 1.5 s to import and compute XTKS (pandas included): every CLI process
+    # (every pod) needs the calendar, so the result is kept on disk for the day, keyed by its version.
+    cached = _sessions_file()
+    if cached is not None and cached.is_file():
+        try:
+            return tuple(dt.date.fromordinal(int(line)) for line in cached.read_text().split())
+        except (OSError, ValueError):
+            pass
     import exchange_calendars as xcals
 
     cal = xcals.get_calendar("XTKS", start=_FIRST.isoformat())
-    return tuple(ts.date() for ts in cal.sessions)
+    sessions = tuple(ts.date() for ts in cal.sessions)
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(f".{cached.name}.{os.getpid()}")
+            tmp.write_text("\n".join(str(d.toordinal()) for d in sessions))
+            os.replace(tmp, cached)
+        except OSError:  # a read-only home: compute again next time
+            pass
+    return sessions
+
+
+def _sessions_file() -> Path | None:
+    """Where the XTKS sessions computed today by this exchange_calendars version are kept (None: unknown version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("exchange_calendars")
+    except PackageNotFoundError:
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gogoku"
+    return base / f"xtks-sessions-{release}-{_FIRST:%Y%m%d}-{dt.date.today():%Y%m%d}.txt"
 
 
 def _bounds_check(d: dt.date) -> None:

@@ -110,3 +110,23 @@ def test_vectorized_effective_date_on_half_days_matches_scalar() -> None:
     frame = pl.DataFrame({"d": [r[0] for r in rows], "t": [r[1] for r in rows]})
     got = cal.with_effective_date(frame, "d", "t", half_days={HALF}).collect()["EffectiveDate"].to_list()
     assert got == [HALF, D(2025, 1, 6), D(2025, 1, 6), D(2024, 12, 27), D(2025, 1, 6)]
+
+
+def test_the_sessions_kept_on_disk_are_exchange_calendars_own(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import exchange_calendars as xcals
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cal._sessions.cache_clear()
+    try:
+        computed = cal._sessions()  # computed, then kept in the cache folder
+        kept = cal._sessions_file()
+        assert kept is not None and kept.parent == tmp_path / "gogoku" and kept.is_file()
+        cal._sessions.cache_clear()
+        assert cal._sessions() == computed  # read back from the file
+        expected = xcals.get_calendar("XTKS", start="2000-01-04").sessions
+        assert computed == tuple(ts.date() for ts in expected)
+        kept.write_text("not a date")  # a damaged file: computed again
+        cal._sessions.cache_clear()
+        assert cal._sessions() == computed
+    finally:
+        cal._sessions.cache_clear()

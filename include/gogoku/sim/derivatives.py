@@ -37,15 +37,31 @@ import logging
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy.signal import lfilter
-from scipy.special import ndtr
 
 from gogoku import calendar as cal
 from gogoku.jquants.endpoints import ENDPOINTS
 from gogoku.sim.base import MKT_GARCH, MKT_VOL, MarketState, date_series, index_ohlc, month_start
+
+
+# scipy.signal alone takes about 2 s to import: a process (a pod) that serves no derivatives must not pay
+# it, so scipy is imported on first use.
+def lfilter(b: Any, a: Any, x: np.ndarray, zi: Any = None) -> Any:
+    """scipy.signal.lfilter (with `zi`: the filtered series and the final state)."""
+    from scipy.signal import lfilter as _lfilter
+
+    return _lfilter(b, a, x) if zi is None else _lfilter(b, a, x, zi=zi)
+
+
+def ndtr(x: np.ndarray) -> np.ndarray:
+    """scipy.special.ndtr: the standard normal CDF."""
+    from scipy.special import ndtr as _ndtr
+
+    return _ndtr(x)
+
 
 log = logging.getLogger(__name__)
 
