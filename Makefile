@@ -74,7 +74,7 @@ test: airflow-init
 	@echo "== tests/scheduler runs beside the suite: $(SCHEDULER_LOG)"
 	@$(BIN)/python -m pytest -q --timeout=900 tests/scheduler $(PYTEST_ARGS) > $(SCHEDULER_LOG) 2>&1 & sched=$$!; \
 	status=0; \
-	$(BIN)/python -m pytest -q --timeout=900 -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/scheduler \
+	$(BIN)/python -m pytest -q --timeout=900 -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --ignore=tests/scheduler \
 		$(PYTEST_ARGS) || status=$$?; \
 	wait $$sched || status=$$?; \
 	echo "== tests/scheduler"; tail -40 $(SCHEDULER_LOG); \

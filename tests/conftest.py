@@ -35,8 +35,10 @@ def gcs_bucket(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return name
 
 
-# The longest test files, started first: `pytest -n 2 --dist loadfile` hands files to the workers in
-# collection order, so a long file collected last would run alone at the end while the other worker idles.
+# The longest test files, started first: with `--dist loadfile --no-loadscope-reorder` (make test) xdist
+# hands files to the workers in collection order, so a long file collected last would run alone at the end
+# while the other worker idles. (xdist's default reorders files by their number of tests, most first: the
+# one-test chain files then ran last, one per worker, after everything else.)
 LONGEST_FIRST = ("dags/test_isolated_chain.py", "dags/test_isolated_volume.py", "dags/test_dag_runs.py", "integration/test_point_in_time.py",
                  "dags/test_daily.py", "unit/test_hpo.py", "unit/test_trainer.py", "integration/test_cli_chunked.py")
 

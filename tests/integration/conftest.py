@@ -26,6 +26,12 @@ def sim_market() -> SimMarket:
 @pytest.fixture()
 def sim_server_factory(sim_market: SimMarket) -> Iterator[Callable[..., SimServer]]:
     """Starts simulator servers on 127.0.0.1 with the given options; stops them all afterwards."""
+    from gogoku.jquants import ratelimit
+
+    # A server started here may get the port of one that an earlier test of this process stopped, and the
+    # process-wide limiters are keyed by URL and credential: each test starts without them (seen: a test's
+    # client counted the tokens an earlier test's client had taken from the same URL's bucket).
+    ratelimit._REGISTRY.clear()
     servers: list[SimServer] = []
 
     def start(**options: Any) -> SimServer:

@@ -68,10 +68,11 @@ def cli_env(tmp_path: Path, name: str, **settings: str) -> dict[str, str]:
 def test_no_secret_reaches_the_cli_output(tmp_path: Path) -> None:
     with ExitStack() as stack:
         plain = stack.enter_context(serve(CREDENTIALS, tmp_path / "plain.log"))
-        # ~320 pages, 8 at a time, 50 ms each: id tokens (0.5 s) expire mid-fetch, and by then the refresh
-        # token (0.3 s) too, so each renewal is refused (400) and signs in again.
-        expiring = stack.enter_context(serve(CREDENTIALS + ["--latency-ms", "50", "--page-size", "2",
-                                                            "--id-token-ttl-s", "0.5", "--refresh-token-ttl-s", "0.3"],
+        # ~320 pages, 8 at a time, 100 ms each (4 s at least): id tokens (2 s) expire mid-fetch, and by then
+        # the refresh token (1.2 s) too, so each renewal is refused (400) and signs in again. (An id token of
+        # 0.5 s could expire again between a renewal and the server on a loaded machine: seen once.)
+        expiring = stack.enter_context(serve(CREDENTIALS + ["--latency-ms", "100", "--page-size", "2",
+                                                            "--id-token-ttl-s", "2", "--refresh-token-ttl-s", "1.2"],
                                              tmp_path / "expiring.log"))
         refresh_fails = stack.enter_context(serve(CREDENTIALS + ["--error-rate", "0.9", "--seed", REFRESH_FAILS_SEED],
                                                   tmp_path / "refresh.log"))
