@@ -106,10 +106,13 @@ def test_feature_blocks_give_the_same_normalizer_and_panel_as_one_pass(monkeypat
     assert len(data.feature_blocks(FEATURES)) == 1 < len(FEATURES)
     monkeypatch.setattr(data, "feature_blocks", lambda features, size=1: [[f] for f in features])
     one_by_one = FoldNormalizer.fit(df, FEATURES, panel.dates[:100])
-    assert one_by_one == norm
+    # Equal up to the order of polars' parallel sums (seen: 1e-18 apart in a mean).
+    assert one_by_one.cross_sectional == norm.cross_sectional
+    for name in ("lower", "upper", "mean", "std"):
+        assert getattr(one_by_one, name) == pytest.approx(getattr(norm, name), rel=1e-9, abs=1e-15), name
     other = Panel(df, FEATURES, HORIZONS)
     other.set_features(one_by_one, df)
-    np.testing.assert_array_equal(other.x, panel.x)
+    np.testing.assert_allclose(other.x, panel.x, rtol=1e-5, atol=1e-6)
     whole = norm.transform(df)  # every feature at once, as rows
     keys = panel._keys(whole)
     np.testing.assert_array_equal(panel.x[keys["_d"].to_numpy(), keys["_c"].to_numpy()], whole.select(FEATURES).to_numpy())
