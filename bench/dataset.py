@@ -2,14 +2,14 @@
 
 Presets (the simulator's market; `--stocks/--start/--end` override them):
 - small:     300 stocks, 2024-07-01 .. 2025-06-30;
-- full:      4,000 stocks, 2020-07-01 .. 2025-06-30 (five years) plus the 420-day lookback;
+- full:      4,000 stocks, 2020-07-01 .. 2025-06-30 (five years) plus the 620-day lookback;
 - ten_years: 4,000 stocks, 2016-07-01 .. 2026-06-30 (ten years; the built-in simulator's market starts
   on 2016-01-04, so the lookback of the first year is partly empty).
 
 The cache is filled first with `gogoku cache refresh` of every source the plan includes (not
 timed, reported separately; a later run on the same `--data-root` starts warm). Then the build runs
 out of core (`--chunk-months`, default 12) and, where it is expected to fit (`--one-shot auto`: an
-estimate of 2.2 KB per stock-day under `--one-shot-max-gib`), in one shot (`--chunk-months 0`), one
+estimate of 2.6 KB per stock-day under `--one-shot-max-gib`), in one shot (`--chunk-months 0`), one
 after the other, each as its own process, timed, its peak RSS read from the OS (`ru_maxrss` of the
 child). The two files are compared block by block of codes (never whole in memory). Prints JSON: wall
 time, peak RSS, rows, features, groups of each build, their ratios and the comparison.
@@ -39,8 +39,8 @@ PRESETS = {
 }
 STANDARD_SOURCES = ("trading_calendar,listed_info,daily_quotes,topix,statements,announcement,trades_spec,"
                     "weekly_margin_interest,daily_margin_interest,short_selling,short_selling_positions,index_option")
-# Peak of the one-shot build per stock-day of its range (measured: 9.98 GiB for 4,000 x 5 years).
-ONE_SHOT_BYTES_PER_STOCK_DAY = 2200
+# Peak of the one-shot build per stock-day of its range (measured: 11.77 GiB for 4,000 x 5 years, 620-day lookback).
+ONE_SHOT_BYTES_PER_STOCK_DAY = 2600
 SESSIONS_PER_YEAR = 245
 
 
