@@ -13,7 +13,7 @@ END=${END:-2025-06-30}
 MODEL=${MODEL:-atft_tiny}
 # Two epochs per fold on a CPU: one without FAN/SAN and GAT, one with both (what each variant switches off).
 PHASES=${PHASES:-'model.training.phases=[{name:baseline,epochs:1,adaptive_norm:false,gat:false},{name:gat,epochs:1,adaptive_norm:true,gat:true}]'}
-SPLITS=${SPLITS:-'splits.n_splits=3 splits.min_train=200 splits.min_test=60'}
+SPLITS=${SPLITS:-'splits.n_splits=2 splits.min_train=200 splits.min_test=60'}
 EXTRA=${EXTRA:-}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 GOGOKU=${GOGOKU:-$HERE/.venv/bin/gogoku}
