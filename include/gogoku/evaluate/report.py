@@ -233,30 +233,19 @@ def oracle_frame(manifest: dict[str, Any], rows: pl.DataFrame) -> pl.DataFrame |
     return rows.join(market.truth(), on=["Code", "Date"], how="inner")
 
 
-def oracle_metrics(
-    manifest: dict[str, Any],
-    predictions: pl.DataFrame,
-    horizons: list[int],
-    bootstrap: Bootstrap | None = None,
-    **options: Any,
-) -> dict[str, Any] | None:
-    """Test-fold metrics of the simulator's planted expected returns on the same (Code, Date) rows."""
-    joined = oracle_frame(manifest, predictions)
-    if joined is None:
-        return None
+def oracle_metrics(joined: pl.DataFrame, horizons: list[int], bootstrap: Bootstrap | None = None,
+                   **options: Any) -> dict[str, Any]:
+    """Test-fold metrics of the simulator's planted expected returns on the rows of `joined` (a model's
+    test rows joined with the truth: `oracle_frame`)."""
     return {
         f"{h}d": evaluate_predictions(joined, f"exp_ret_{h}d", f"target_{h}d", h, bootstrap=bootstrap, **options)
         for h in horizons
     }
 
 
-def _oracle_rank_ic(run: ModelRun, predictions: pl.DataFrame, min_names: int,
-                    joined: pl.DataFrame | None = None) -> dict[str, float]:
-    joined = oracle_frame(run.manifest, predictions) if joined is None else joined
-    if joined is None:
-        return {}
+def _oracle_rank_ic(joined: pl.DataFrame, horizons: list[int], min_names: int) -> dict[str, float]:
     out = {}
-    for h in run.horizons:
+    for h in horizons:
         rank = daily_ic(joined, f"exp_ret_{h}d", f"target_{h}d", min_names=min_names)["rank_ic"].drop_nulls()
         out[f"{h}d"] = float(rank.mean()) if rank.len() else math.nan  # type: ignore[arg-type]
     return out
@@ -356,7 +345,7 @@ def evaluate_models(
         predictions = load_test_rows(run.model_dir)
         per_h, books[run.label], decays[run.label] = evaluate_run(run, predictions, settings)
         joined = oracle_frame(run.manifest, predictions)
-        oracle_ic = _oracle_rank_ic(run, predictions, settings.min_names, joined) if joined is not None else {}
+        oracle_ic = _oracle_rank_ic(joined, run.horizons, settings.min_names) if joined is not None else {}
         if joined is not None and families_of(joined):
             if families is None:  # the family oracles on the first model's test rows, as the oracle's
                 families = {"rows_of": run.label, "exposure": {
@@ -373,9 +362,8 @@ def evaluate_models(
             "n_folds": predictions["fold"].n_unique(), "horizons": per_h,
         }
         if i == 0 and joined is not None:
-            full = {f"{h}d": evaluate_predictions(joined, f"exp_ret_{h}d", f"target_{h}d", h, bootstrap=settings.bootstrap,
-                                                  **settings.options()) for h in run.horizons}
-            oracle = {"rows_of": run.label, "horizons": full}
+            oracle = {"rows_of": run.label,
+                      "horizons": oracle_metrics(joined, run.horizons, settings.bootstrap, **settings.options())}
     figures = {
         "cumulative_long_short": str(plot_cumulative_long_short(books, out / "cumulative_long_short.png")),
         "rank_ic_by_horizon": str(plot_rank_ic_by_horizon(_rank_ic_points(models, oracle), out / "rank_ic_by_horizon.png")),
@@ -539,13 +527,14 @@ def summarize_runs(model_dirs: Sequence[Path], store: Store | None = None) -> di
             f"{h}d": evaluate_predictions(predictions, f"pred_{h}d", f"target_{h}d", h, bootstrap=None)
             for h in run.horizons
         }
-        oracle_ic = _oracle_rank_ic(run, predictions, 20)
+        joined = oracle_frame(run.manifest, predictions)
+        oracle_ic = _oracle_rank_ic(joined, run.horizons, 20) if joined is not None else {}
         if oracle_ic:
             fractions[run.label] = {
                 h: _fraction(m.get("rank_ic_mean"), oracle_ic.get(h)) for h, m in models[run.label].items()
             }
-        if run is first:
-            oracle = oracle_metrics(manifest, predictions, first.horizons)
+        if run is first and joined is not None:
+            oracle = oracle_metrics(joined, first.horizons)
     if oracle is not None:
         models[ORACLE] = oracle
     return {
