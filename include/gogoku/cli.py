@@ -139,6 +139,36 @@ def cmd_sim_truth(args: argparse.Namespace) -> dict[str, Any]:
     return {"uri": str(path.absolute()), "rows": truth.height, "codes": truth["Code"].n_unique(), "strengths": strengths}
 
 
+def cmd_sim_graph(args: argparse.Namespace) -> dict[str, Any]:
+    import polars as pl
+
+    from gogoku.dataset.manifest import localize_dataset, read_manifest
+    from gogoku.evaluate.graph_check import graph_vs_peers
+    from gogoku.model.gat_graph import GraphParams, return_panel
+    from gogoku.sim.market import SimMarket
+    from gogoku.train.run import compose_config
+
+    settings = _settings(args)
+    path, uri = localize_dataset(settings.store, None if args.dataset == "latest" else args.dataset, settings.plan_tier)
+    manifest = read_manifest(path)
+    origin = manifest.get("origin") or {}
+    if origin.get("api") != "simulator":
+        raise InputError(f"--dataset {uri}: built from {origin.get('api') or 'an unknown source'}, not the simulator: "
+                         "there is no latent peer graph to compare with")
+    graph = dict(compose_config(args.model, list(args.overrides)).model.get("graph", {}))
+    return_col = str(graph.pop("return_col", "returns_1d"))
+    params = GraphParams(**graph)
+    frame = pl.read_parquet(path, columns=["Code", "Date", return_col, "Sector33Code"])
+    dates, codes = frame["Date"].unique().sort().to_list(), frame["Code"].unique().sort().to_list()
+    sectors = (pl.DataFrame({"Code": codes}).join(frame.group_by("Code").agg(pl.col("Sector33Code").drop_nulls().last()),
+                                                  on="Code", how="left")["Sector33Code"].cast(pl.Utf8).fill_null(""))
+    market = SimMarket(seed=int(origin["seed"]), n_stocks=int(origin["stocks"]),
+                       end=dt.date.fromisoformat(manifest["range"]["end"]))
+    report = graph_vs_peers(return_panel(frame, dates, codes, return_col), codes, sectors.to_list(), market.peers(),
+                            params, every=args.every)
+    return {"dataset": uri, "model": args.model, "graph": {**graph, "return_col": return_col}, **report}
+
+
 # ---------------------------------------------------------------- fetch / cache
 def cmd_fetch(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.cache.sources import SourceLoader, parse_sources
@@ -398,6 +428,18 @@ def cmd_ablate(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def cmd_blend(args: argparse.Namespace) -> dict[str, Any]:
+    from gogoku.train.blend import blend_runs
+
+    folders = []
+    for value in args.runs:
+        folder = Path(value).expanduser()
+        if not (folder / "metrics.json").is_file():
+            raise InputError(f"--runs {value}: not a finished model folder (no metrics.json)")
+        folders.append(folder)
+    return blend_runs(folders, _out_dir("--out", args.out), step=args.step, min_names=args.min_names)
+
+
 # ---------------------------------------------------------------- daily predictions
 def cmd_features_daily(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.predict import latest_cached_date, write_day_features
@@ -549,6 +591,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add(sim, "truth", cmd_sim_truth, "export the planted expected returns (evaluation only)")
     market_args(sp, dt.date.today().isoformat())
     sp.add_argument("--out", required=True)
+    sp = add(sim, "graph", cmd_sim_graph, "how much of the latent lead-lag peer graph the model's daily graphs find "
+             "(simulator datasets)")
+    sp.add_argument("--dataset", default="latest", help="dataset URI or path, or `latest`")
+    sp.add_argument("--model", default="atft_gat_fan", help="the configs/model/ name whose graph settings to use")
+    sp.add_argument("--every", type=int, default=20, help="check the graph of every Nth session")
+    sp.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.graph.top_k=5")
+    plan_arg(sp)
 
     sp = add(sub, "fetch", cmd_fetch, "fetch one source for a date range (through the cache) into a parquet file")
     sp.add_argument("source")
@@ -708,6 +757,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model-dir", action="append", default=None, help=model_dir_help)
     sp.add_argument("--out", default=None, help="output folder (default: <first model folder>/evaluation)")
     evaluation_args(sp)
+
+    sp = add(sub, "blend", cmd_blend,
+             "blend trained runs (same dataset and folds) with weights chosen per fold and horizon on their "
+             "validation slices; writes a model folder (and final/ when every run has one)")
+    sp.add_argument("--runs", nargs="+", required=True, help="two or more model folders (e.g. a LightGBM and an ATFT run)")
+    sp.add_argument("--out", required=True, help="the blend's model folder")
+    sp.add_argument("--step", type=float, default=0.1, help="weight grid step (1/n)")
+    sp.add_argument("--min-names", type=int, default=20, help="names a validation day needs to count")
 
     sp = add(sub, "ablate", cmd_ablate,
              "train the network without its graph, without FAN/SAN, without both, and the baselines, on the same "

@@ -141,10 +141,9 @@ def load_model(settings: Settings, model: str | None) -> tuple[str, dict[str, An
     if not (folder / "model.json").is_file():
         raise InputError(f"{settings.store.uri(rel)}: no production model (final/model.json)")
     description = json.loads((folder / "model.json").read_text())
-    from gogoku.train.walkforward import CLASS_OF_KIND, load_class
+    from gogoku.train.walkforward import final_target, load_class
 
-    target = ((description.get("config") or {}).get("model") or {}).get("_target_") \
-        or CLASS_OF_KIND.get(str(description.get("kind")))
+    target = final_target(description)
     if not target:
         raise InputError(f"{settings.store.uri(rel)}/final/model.json: no model class (_target_) or known kind")
     scorer = load_class(target).load_final(folder, description)

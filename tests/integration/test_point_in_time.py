@@ -139,3 +139,25 @@ def test_the_scores_of_a_day_equal_the_full_builds(world: dict[str, Any], day: d
         assert full.filter(pl.col("Code") == code)["Date"].min() == IPO and n == 22
         assert pred.filter(pl.col("Code") == code)["reason"].item() == (
             f"only {n} sessions of history (at least {DEFAULT_MIN_HISTORY} needed)")
+
+
+def test_a_blend_of_two_runs_scores_a_day_through_predict(world: dict[str, Any], tmp_path: Path) -> None:
+    settings, full = world["settings"], world["full"]
+    models = Path(settings.data_root) / "models"
+    out = tmp_path / "result.json"
+    cli(["train", "--model", "lightgbm", "--run-name", "pit_leaves7", *TRAIN, "model.params.num_leaves=7"], out)
+    blend = cli(["blend", "--runs", str(models / "pit"), str(models / "pit_leaves7"), "--out", str(models / "pit_blend")],
+                out)
+    assert blend["final"] and set(blend["components"]) == {"lightgbm_pit", "lightgbm_pit_leaves7"}
+    cli(["model", "register", "--model-dir", "pit_blend"], out)
+    result = predict_day(settings, END, model="pit_blend")
+    pred = pl.read_parquet(result["uri"]).sort("Code")
+    _, description, scorer = load_model(settings, "pit_blend")
+    assert description["kind"] == "blend"
+    scored = pred.filter(pl.col("score_5d").is_not_null())["Code"]
+    want = scorer.score(full.filter(pl.col("Code").is_in(scored.implode())), END).drop("Date").sort("Code")
+    got = pred.filter(pl.col("Code").is_in(scored.implode())).select(want.columns)
+    assert got.height == want.height == result["scored"] > 20
+    assert_frame_equal(got, want, check_exact=False, rtol=1e-6, atol=1e-9)
+    # Rank scores: the day's blended scores lie in [-0.5, 0.5] and spread over the names.
+    assert got["score_5d"].min() >= -0.5 and got["score_5d"].max() <= 0.5 and got["score_5d"].n_unique() > 10

@@ -47,6 +47,27 @@ def test_hand_computed_correlations_and_edges() -> None:
     assert len({p for p in pairs if 2 in p}) == 2  # C keeps exactly one (two-way) edge
 
 
+def test_sector_peers_link_the_most_correlated_stocks_of_the_same_sector() -> None:
+    # Same returns as above: B and C share sector 3100 but |0.9 * rho| = 0.40 is below the threshold.
+    returns = np.array([[1, 2, 1], [2, 4, -1], [3, 6, 1], [4, 8, -1]], dtype=float)
+    market = np.array(["0111", "0111", "0112"], dtype=object)
+    sector = np.array(["3050", "3100", "3100"], dtype=object)
+    base = dict(lookback=4, min_obs=3, halflife=FLAT, shrinkage=0.1, threshold=0.5, top_k=2)
+    assert edge_set(daily_graphs(returns, [3], GraphParams(**base), market, sector)[3]) == {(0, 1), (1, 0)}
+    g = daily_graphs(returns, [3], GraphParams(**base, sector_peers=1), market, sector)[3]
+    assert edge_set(g) == {(0, 1), (1, 0), (1, 2), (2, 1)}  # A-C: other sectors, never a sector edge
+    attr = {e: a for e, a in zip(map(tuple, g.edge_index.T.tolist()), g.edge_attr.tolist(), strict=True)}
+    np.testing.assert_allclose(attr[(2, 1)], [(1 - 0.9 * 0.4472136) / 2, 0, 1], atol=1e-6)
+    # An unknown sector ('') is nobody's sector peer; a stock without enough returns has no edge at all.
+    unknown = np.array(["3050", "", ""], dtype=object)
+    assert edge_set(daily_graphs(returns, [3], GraphParams(**base, sector_peers=1), market, unknown)[3]) == {(0, 1), (1, 0)}
+    gaps = returns.copy()
+    gaps[:2, 2] = np.nan
+    assert edge_set(daily_graphs(gaps, [3], GraphParams(**base, sector_peers=1), market, sector)[3]) == {(0, 1), (1, 0)}
+    with pytest.raises(InputError, match="sector_peers"):
+        GraphParams(sector_peers=-1)
+
+
 def test_ewm_weights_favour_recent_sessions() -> None:
     # The first half says rho=+1, the second half rho=-1: a short half-life follows the recent half.
     a = np.array([1, -1, 1, -1, 1, -1, 1, -1], dtype=float)

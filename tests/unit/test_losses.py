@@ -12,6 +12,7 @@ from gogoku.model.losses import (
     LossConfig,
     MultiHorizonLoss,
     day_pearson,
+    day_zscore,
     hard_rank,
     pinball_loss,
     soft_rank,
@@ -35,6 +36,26 @@ def test_ranks_and_correlations_are_per_day() -> None:
     corr = day_pearson(a, b, torch.tensor([0, 0, 0, 1, 1, 1, 2, 2]), 3)
     torch.testing.assert_close(corr[:2], torch.tensor([1.0, -1.0]))
     assert math.isnan(float(corr[2]))  # two names: too few
+
+
+def test_ranks_by_sorting_equal_the_pairwise_definition() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 7, (300,), generator=gen).double()  # many ties
+    day = torch.randint(0, 5, (300,), generator=gen)  # days interleaved, not sorted
+    same = day.unsqueeze(0) == day.unsqueeze(1)
+    pairwise = (((x.unsqueeze(1) > x.unsqueeze(0)) & same).sum(1)
+                + 0.5 * (((x.unsqueeze(1) == x.unsqueeze(0)) & same).sum(1) + 1.0))
+    torch.testing.assert_close(hard_rank(x, day), pairwise.double())
+    assert hard_rank(torch.zeros(0), torch.zeros(0, dtype=torch.long)).numel() == 0
+    # The soft ranks, day by day, equal the masked all-pairs form, gradients included.
+    z = torch.randn(300, generator=gen, dtype=torch.float64, requires_grad=True)
+    soft = soft_rank(z, day, temperature=0.1)
+    zs = day_zscore(z, day, 5)
+    full = (torch.sigmoid((zs.unsqueeze(1) - zs.unsqueeze(0)) / 0.1) * same).sum(1)
+    torch.testing.assert_close(soft, full)
+    (grad_soft,) = torch.autograd.grad((soft * torch.arange(300.0, dtype=torch.float64)).sum(), z)
+    (grad_full,) = torch.autograd.grad((full * torch.arange(300.0, dtype=torch.float64)).sum(), z)
+    torch.testing.assert_close(grad_soft, grad_full)
 
 
 def make_loss(**weights: float) -> MultiHorizonLoss:

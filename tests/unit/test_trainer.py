@@ -256,17 +256,52 @@ def test_out_of_memory_halves_the_days_per_batch(caplog: pytest.LogCaptureFixtur
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
         return real_forward(x, *args)
 
+    real_step, trained_days = trainer._step, []
+
+    def step_recording_days(batch, *args):
+        out = real_step(batch, *args)
+        trained_days.extend(np.unique(batch.day_index).tolist())
+        return out
+
     trainer.forward = forward_that_fits_one_day
+    trainer._step = step_recording_days
     trainer.run()
     assert trainer.days_per_batch == 1 and trainer.epoch == 1
     assert sizes[:3] == [4 * N_CODES, 2 * N_CODES, N_CODES]
-    assert sum(s for s in sizes if s <= N_CODES) >= 60 * N_CODES  # every fitting day was trained on
+    # Every fitting day trained on exactly once, though later batches were already being built (prefetch).
+    assert sorted(trained_days) == list(range(20, 80))
     assert "out of memory with 4 days per batch; retrying with 2" in caplog.text
 
     trainer.forward = lambda x, *a: (_ for _ in ()).throw(torch.OutOfMemoryError("injected"))
     trainer.phase_index = 0
     with pytest.raises(GogokuError, match="single trading day"):
         trainer.run()
+
+
+def test_batches_built_ahead_train_exactly_as_batches_built_inline() -> None:
+    df = dataset(seed=4)
+    cfg = model_cfg()
+    arch = atft.ATFTConfig.from_mapping(cfg["architecture"], n_features=len(FEATURES), horizons=HORIZONS, seq_len=6)
+    loss = atft.LossConfig.from_mapping(cfg["loss"], arch.quantiles, HORIZONS)
+    runs = []
+    for prefetch in (0, 3):
+        panel = Panel(df, FEATURES, HORIZONS)
+        panel.set_features(FoldNormalizer.fit(df, FEATURES, panel.dates[:80]), df)
+        settings = atft.TrainSettings.from_mapping(model_cfg(days_per_batch=3, prefetch=prefetch, phases=[
+            {"name": "baseline", "epochs": 2, "adaptive_norm": True, "gat": False}])["training"], seed=1)
+        trainer = atft.FoldTrainer(panel, 0, list(range(20, 80)), list(range(100, 110)), arch, loss, settings)
+        trainer.run()
+        runs.append(trainer)
+    inline, ahead = runs
+    for key, value in inline.model.state_dict().items():
+        assert torch.equal(value, ahead.model.state_dict()[key]), key
+    assert [e["loss"] for e in inline.history] == [e["loss"] for e in ahead.history]
+    entry = ahead.history[-1]  # where the epoch went, in each epoch's history entry
+    parts = [entry[f"time_{part}_s"] for part in atft.STEP_TIMES]
+    assert all(p >= 0 for p in parts) and entry["time_forward_s"] > 0 and entry["time_backward_s"] > 0
+    assert sum(parts) <= entry["epoch_s"] + 1e-6 and entry["time_validate_s"] > 0
+    with pytest.raises(InputError, match="prefetch"):
+        atft.TrainSettings.from_mapping(model_cfg(prefetch=-1)["training"], seed=1)
 
 
 def test_folds_trained_in_parallel_processes_assemble_into_the_same_run(tmp_path: Path) -> None:
@@ -310,7 +345,9 @@ def test_ablate_trains_each_variant_and_the_baseline_on_the_same_folds(tmp_path:
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["trained"]) == {"full", "no_gat", "lightgbm"}
-    assert list(result["models"]) == ["atft_tiny (full)", "atft_tiny (no_gat)", "lightgbm"]
+    assert list(result["models"]) == ["atft_tiny (full)", "atft_tiny (no_gat)", "blend", "lightgbm"]  # sorted keys
+    blend = json.loads((tmp_path / "ablation" / "blend" / "metrics.json").read_text())
+    assert set(blend["components"]) == {"atft_tiny", "lightgbm"}  # full + the first baseline
     metrics = {name: json.loads((tmp_path / "ablation" / name / "metrics.json").read_text())
                for name in ("full", "no_gat", "lightgbm")}
     # The switch turns the graph off in the phase that had it; the schedule is the same.
@@ -322,7 +359,7 @@ def test_ablate_trains_each_variant_and_the_baseline_on_the_same_folds(tmp_path:
     lgb_config = yaml.safe_load((tmp_path / "ablation" / "lightgbm" / "config.yaml").read_text())
     assert lgb_config["model"]["name"] == "lightgbm" and lgb_config["splits"]["min_train"] == 100
     table = (tmp_path / "ablation" / "evaluation" / "report.md").read_text()
-    assert "| 5d | atft_tiny (no_gat) |" in table and "| 5d | lightgbm |" in table
+    assert "| 5d | atft_tiny (no_gat) |" in table and "| 5d | lightgbm |" in table and "| 5d | blend |" in table
     assert main(argv) == 0  # a rerun trains nothing and evaluates again
     assert json.loads(capsys.readouterr().out)["trained"] == {}
     with pytest.raises(InputError, match="--variants"):

@@ -161,8 +161,8 @@ class LightGBMModel:
         except lgb.basic.LightGBMError as exc:  # a bad dataset parameter (e.g. max_bin)
             raise InputError(f"model.params {dict(self.params)}: LightGBM refused them ({exc})") from None
         bin_s = time.perf_counter() - t0
-        x_test = _features(test, self.inputs)
-        out = test.select("Code", "Date")
+        x_test, x_valid = _features(test, self.inputs), _features(valid, self.inputs)
+        out, out_valid = test.select("Code", "Date"), valid.select("Code", "Date")
         per_horizon: dict[int, dict[str, Any]] = {}
         for h in self.horizons:
             t1 = time.perf_counter()
@@ -187,6 +187,8 @@ class LightGBMModel:
             self.boosters[h] = booster
             out = out.with_columns(pl.Series(f"pred_{h}d", booster.predict(x_test, num_iteration=best),
                                              dtype=pl.Float64))
+            out_valid = out_valid.with_columns(pl.Series(f"pred_{h}d", booster.predict(x_valid, num_iteration=best),
+                                                         dtype=pl.Float64))
             per_horizon[h] = {"best_iteration": best, "rounds": rounds,
                               "datasets_s": round(t2 - t1, 3), "boost_s": round(t3 - t2, 3),
                               "predict_s": round(time.perf_counter() - t3, 3)}
@@ -197,7 +199,7 @@ class LightGBMModel:
                  len(self.inputs), bin_s)
         if job.folder is not None:
             _save_boosters(self.boosters, self.inputs, job.folder)
-        return FoldResult(out, info={"bin_s": round(bin_s, 3)}, horizons=per_horizon)
+        return FoldResult(out, info={"bin_s": round(bin_s, 3)}, horizons=per_horizon, valid_predictions=out_valid)
 
     def summary(self) -> dict[str, Any]:
         return {"target_transform": self.target_transform, "feature_transform": self.feature_transform}

@@ -5,7 +5,8 @@ Variants of the neural model (switches of its config; the phase schedule stays a
 - `no_gat`: `model.training.gat=false`: no graph attention in any phase (no edges between stocks);
 - `no_fan`: `model.training.adaptive_norm=false`: no FAN/SAN adaptive normalization;
 - `tft_only`: both off: variable selection, LSTM and temporal attention alone (a TFT-style model);
-and the baselines (default `lightgbm`). Each is trained by `gogoku train` into `<out>/<name>`, then
+and the baselines (default `lightgbm`), and `blend`: the full network and the first baseline blended with
+weights chosen on each fold's validation slice (`gogoku blend`). Each is trained by `gogoku train` into `<out>/<name>`, then
 all are evaluated together (`gogoku evaluate` into `<out>/evaluation`: bootstrap intervals, the
 oracle, and on simulator data the oracle of each planted signal family and each model's exposure
 to it). Overrides that start with `model.` go to the neural variants only; the others (horizons,
@@ -52,6 +53,7 @@ def run_ablation(
     overrides: Sequence[str] = (),
     settings: Settings | None = None,
     evaluation: Any = None,
+    blend: bool = True,
 ) -> dict[str, Any]:
     """Train every variant and baseline not yet trained under `out`, then evaluate them together;
     returns the evaluation (see `gogoku.evaluate.report.evaluate_models`) with `trained` (seconds per
@@ -83,5 +85,14 @@ def run_ablation(
         trained[name] = round(time.perf_counter() - t0, 1)
         log.info("ablation %d/%d %s: trained in %.0f s", i, len(jobs), name, trained[name])
     folders = [out / name for name, _, _ in jobs]
+    if blend and "full" in variants and baselines:
+        # The full network with the first baseline, weights chosen on the validation slices only.
+        from gogoku.train.blend import blend_runs
+
+        target = out / "blend"
+        if not (target / "metrics.json").is_file():
+            log.info("ablation: blending full and %s into %s", baselines[0], target)
+            blend_runs([out / "full", out / baselines[0]], target)
+        folders.append(target)
     result = evaluate_models(folders, out / "evaluation", evaluation or EvaluationSettings(), store=settings.store)
     return {**result, "dataset": uri, "trained": trained, "folders": [str(f) for f in folders]}

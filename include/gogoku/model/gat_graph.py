@@ -6,7 +6,8 @@ the window, else the stock has no edges that day. Returns are demeaned with expo
 weights (half-life `halflife` sessions, the most recent weighted 1), the weighted correlation is
 computed with missing values contributing nothing, off-diagonals are shrunk by `shrinkage`, and an
 edge i-j is kept when |rho| >= `threshold` and j is among i's `top_k` strongest neighbours (or i
-among j's: the graph is symmetric). Edge attributes: [(rho + 1) / 2, same market, same sector33].
+among j's: the graph is symmetric); with `sector_peers` > 0, also when j is among i's `sector_peers`
+most correlated stocks of the same sector33 (any |rho|). Edge attributes: [(rho + 1) / 2, same market, same sector33].
 
 All days of a chunk are computed at once as batched matrix products in torch.
 """
@@ -37,15 +38,20 @@ class GraphParams:
     shrinkage: float = 0.1
     threshold: float = 0.3
     top_k: int = 15
+    # Also link each stock to its `sector_peers` most correlated stocks of the same sector33 (no
+    # threshold): industry peers, where lead-lag between stocks mostly runs, that a market-dominated
+    # correlation graph leaves out. 0: correlation edges only.
+    sector_peers: int = 0
 
     def __post_init__(self) -> None:
         if self.lookback < 2 or not 2 <= self.min_obs <= self.lookback:
             # A window shorter than min_obs could never produce an edge (docs/model.md, pitfall 3).
             raise InputError(f"graph: need 2 <= min_obs ({self.min_obs}) <= lookback ({self.lookback})")
-        if self.halflife <= 0 or not 0.0 <= self.shrinkage < 1.0 or not 0.0 <= self.threshold < 1.0 or self.top_k < 1:
+        if (self.halflife <= 0 or not 0.0 <= self.shrinkage < 1.0 or not 0.0 <= self.threshold < 1.0 or self.top_k < 1
+                or self.sector_peers < 0):
             raise InputError(
                 f"graph: bad parameters halflife={self.halflife}, shrinkage={self.shrinkage}, "
-                f"threshold={self.threshold}, top_k={self.top_k}"
+                f"threshold={self.threshold}, top_k={self.top_k}, sector_peers={self.sector_peers}"
             )
 
 
@@ -71,21 +77,28 @@ def ewm_correlation(windows: torch.Tensor, halflife: float, min_obs: int) -> tup
     return rho, valid
 
 
-def edges_from_correlation(
-    rho: torch.Tensor, valid: torch.Tensor, params: GraphParams
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric top-k threshold edges of one day's [N, N] correlation: (edge_index [2, E], rho [E])."""
-    n = rho.shape[0]
-    shrunk = rho * (1.0 - params.shrinkage)
-    strength = shrunk.abs()
-    keep = valid.unsqueeze(0) & valid.unsqueeze(1) & (strength >= params.threshold)
-    keep.fill_diagonal_(False)
-    strength = torch.where(keep, strength, torch.full((), -1.0, dtype=strength.dtype))
-    k = min(params.top_k, max(n - 1, 1))
-    top = strength.topk(k, dim=1).indices  # [N, k]
+def _top_k_of(strength: torch.Tensor, keep: torch.Tensor, k: int) -> torch.Tensor:
+    """[N, N] bool: each row's `k` strongest entries among those `keep` allows."""
+    masked = torch.where(keep, strength, torch.full((), -1.0, dtype=strength.dtype))
+    top = masked.topk(min(k, max(strength.shape[0] - 1, 1)), dim=1).indices  # [N, k]
     chosen = torch.zeros_like(keep)
     chosen.scatter_(1, top, True)
-    chosen &= keep
+    return chosen & keep
+
+
+def edges_from_correlation(
+    rho: torch.Tensor, valid: torch.Tensor, params: GraphParams, same_sector: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric top-k threshold edges of one day's [N, N] correlation (and, with `params.sector_peers`
+    and the [N, N] `same_sector` mask, each stock's most correlated same-sector stocks):
+    (edge_index [2, E], rho [E])."""
+    shrunk = rho * (1.0 - params.shrinkage)
+    strength = shrunk.abs()
+    pairs = valid.unsqueeze(0) & valid.unsqueeze(1)
+    pairs.fill_diagonal_(False)
+    chosen = _top_k_of(strength, pairs & (strength >= params.threshold), params.top_k)
+    if params.sector_peers and same_sector is not None:
+        chosen |= _top_k_of(strength, pairs & same_sector, params.sector_peers)
     chosen |= chosen.T.clone()
     src, dst = chosen.nonzero(as_tuple=True)
     return torch.stack([src, dst]), shrunk[src, dst]
@@ -127,6 +140,7 @@ def daily_graphs(
     n_days, n = panel.shape
     market = np.full(n, "", dtype=object) if market is None else np.asarray(market, dtype=object)
     sector = np.full(n, "", dtype=object) if sector is None else np.asarray(sector, dtype=object)
+    same_sector = torch.from_numpy((sector[:, None] == sector[None, :]) & (sector[:, None] != ""))
     pad = np.full((params.lookback - 1, n), np.nan)
     padded = torch.from_numpy(np.concatenate([pad, panel]))
     out: dict[int, DayGraph] = {}
@@ -139,7 +153,7 @@ def daily_graphs(
         windows = torch.stack([padded[d : d + params.lookback] for d in part])
         rho, valid = ewm_correlation(windows, params.halflife, params.min_obs)
         for i, d in enumerate(part):
-            edge_index, r = edges_from_correlation(rho[i], valid[i], params)
+            edge_index, r = edges_from_correlation(rho[i], valid[i], params, same_sector)
             out[d] = DayGraph(edge_index, edge_attributes(edge_index, r, market, sector))
     if days:
         edges = np.array([g.edge_index.shape[1] for g in out.values()])

@@ -19,7 +19,9 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,9 @@ from gogoku.train.walkforward import FINAL_FOLD, FoldJob, FoldResult
 log = logging.getLogger(__name__)
 
 EpochHook = Callable[[int, int, dict[str, Any]], None]
+# Where an epoch's time goes (`time_{part}_s` in each epoch's history entry): waiting for the next batch,
+# its copy to the device, forward + loss, backward, and clipping + optimizer + EMA.
+STEP_TIMES = ("data", "transfer", "forward", "backward", "optimizer")
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class TrainSettings:
     precision: str = "bf16"
     compile: bool = False
     device: str = "auto"
+    prefetch: int = 2  # batches built ahead in a background thread (0: built in the training loop)
+    profile: bool = False  # synchronize CUDA around each part of a step so that `time_*_s` split it exactly
     seed: int = 42
     phases: tuple[Phase, ...] = field(default_factory=lambda: (Phase("baseline", 1, False, False),))
     # Ablations: false turns the graph attention / the adaptive normalization (FAN/SAN) off in every
@@ -93,9 +100,11 @@ class TrainSettings:
             settings = cls(phases=phases, seed=seed, **values)
         except TypeError as exc:
             raise InputError(f"model.training: {exc}") from None
-        if settings.precision not in ("bf16", "fp32") or settings.days_per_batch < 1 or settings.snapshots < 1:
+        if (settings.precision not in ("bf16", "fp32") or settings.days_per_batch < 1 or settings.snapshots < 1
+                or settings.prefetch < 0):
             raise InputError(f"model.training: precision {settings.precision!r} (bf16|fp32), days_per_batch "
-                             f"{settings.days_per_batch} and snapshots {settings.snapshots} (>= 1)")
+                             f"{settings.days_per_batch} and snapshots {settings.snapshots} (>= 1), prefetch "
+                             f"{settings.prefetch} (>= 0)")
         return settings
 
     @property
@@ -183,6 +192,8 @@ class FoldTrainer:
         self.horizon_weights = loss.horizon_weights
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self._ema_float = [k for k, v in self.ema.items() if v.dtype.is_floating_point]
+        self._ema_other = [k for k, v in self.ema.items() if not v.dtype.is_floating_point]
         self.days_per_batch = settings.days_per_batch
         self.ckpt_dir = ckpt_dir
         self.log_dir = log_dir
@@ -201,25 +212,74 @@ class FoldTrainer:
     def _phase(self) -> Phase:
         return self.settings.phases[self.phase_index]
 
-    def _step(self, batch: Batch, lr: float) -> tuple[dict[str, float], float]:
+    def _sync(self) -> None:
+        """Waits for the device (profiling only: the split of a step's time is otherwise asynchronous)."""
+        if self.settings.profile and self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def _step(self, batch: Batch, lr: float, times: dict[str, float]) -> tuple[dict[str, float], float]:
+        t0 = time.perf_counter()
         b = batch.to(self.device)
+        self._sync()
+        t1 = time.perf_counter()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             out = self.forward(b.x, b.edge_index, b.edge_attr)
         loss, logs = self.loss(out, b.targets, b.day)
+        self._sync()
+        t2 = time.perf_counter()
         loss.backward()
+        self._sync()
+        t3 = time.perf_counter()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip))
         self.optimizer.step()
         with torch.no_grad():
-            decay = self.settings.ema_decay
-            for k, v in self.model.state_dict().items():
-                if v.dtype.is_floating_point:
-                    self.ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
-                else:
-                    self.ema[k].copy_(v)
+            # One fused update over all floating tensors: ema <- decay * ema + (1 - decay) * weights.
+            state = self.model.state_dict()
+            torch._foreach_lerp_([self.ema[k] for k in self._ema_float], [state[k].detach() for k in self._ema_float],
+                                 1 - self.settings.ema_decay)
+            for k in self._ema_other:
+                self.ema[k].copy_(state[k])
+        self._sync()
+        t4 = time.perf_counter()
+        for key, seconds in (("transfer", t1 - t0), ("forward", t2 - t1), ("backward", t3 - t2), ("optimizer", t4 - t3)):
+            times[key] += seconds
         return logs, grad_norm
+
+    def _batches(self, groups: list[list[int]], with_graph: bool) -> Iterator[tuple[list[int], Batch]]:
+        """(days, batch) for each group of days, built `prefetch` groups ahead in a background thread (the
+        panel's gathers release the GIL, so the next batches are built while the model computes);
+        pinned for an asynchronous copy on CUDA. The caller may push groups back onto `groups` (a CUDA
+        out-of-memory retry): those are built next."""
+        pin = self.device.type == "cuda"
+
+        def build(days: list[int]) -> Batch:
+            batch = self.panel.batch(days, self.settings.seq_len, with_graph=with_graph, need_target=True)
+            return batch.pin() if pin and batch.size else batch
+
+        ahead = self.settings.prefetch
+        if ahead < 1:
+            while groups:
+                days = groups.pop(0)
+                yield days, build(days)
+            return
+        pending: deque[tuple[list[int], Future[Batch]]] = deque()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gogoku-batches") as pool:
+            while groups or pending:
+                while groups and len(pending) <= ahead:
+                    days = groups.pop(0)
+                    pending.append((days, pool.submit(build, days)))
+                days, future = pending.popleft()
+                pushed = len(groups)
+                yield days, future.result()
+                back = len(groups) - pushed
+                if back:  # groups pushed back go first, then the ones already submitted (rebuilt), then the rest
+                    for _, later in pending:
+                        later.cancel()
+                    groups[:] = groups[:back] + [later_days for later_days, _ in pending] + groups[back:]
+                    pending.clear()
 
     def _train_epoch(self, writer: Any) -> dict[str, float]:
         s, phase = self.settings, self._phase()
@@ -228,18 +288,19 @@ class FoldTrainer:
         # Order and dropout depend only on (seed, fold, epoch): a resumed run repeats them exactly.
         torch.manual_seed(s.seed + 1000 * self.fold + self.epoch)
         order = np.random.default_rng([s.seed, self.fold, self.epoch]).permutation(self.fit_days).tolist()
-        queue = [order[i : i + self.days_per_batch] for i in range(0, len(order), self.days_per_batch)]
+        groups = [order[i : i + self.days_per_batch] for i in range(0, len(order), self.days_per_batch)]
         done_days, sums, count, samples, grad_norms = 0, {}, 0, 0, []
-        start = time.perf_counter()
-        while queue:
-            days = queue.pop(0)
+        times = dict.fromkeys(STEP_TIMES, 0.0)
+        start = wait_from = time.perf_counter()
+        for days, batch in self._batches(groups, phase.gat):
+            times["data"] += time.perf_counter() - wait_from
             progress = (self.epoch + done_days / max(len(order), 1)) / s.total_epochs
-            batch = self.panel.batch(days, s.seq_len, with_graph=phase.gat, need_target=True)
             if batch.size == 0:
                 done_days += len(days)
+                wait_from = time.perf_counter()
                 continue
             try:
-                logs, grad_norm = self._step(batch, learning_rate(s, progress, phase))
+                logs, grad_norm = self._step(batch, learning_rate(s, progress, phase), times)
             except torch.OutOfMemoryError:
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.device.type == "cuda":
@@ -251,7 +312,8 @@ class FoldTrainer:
                 log.warning("fold %d: out of memory with %d days per batch; retrying with %d",
                             self.fold, len(days), self.days_per_batch)
                 half = len(days) // 2
-                queue[:0] = [days[:half], days[half:]]
+                groups[:0] = [days[:half], days[half:]]
+                wait_from = time.perf_counter()
                 continue
             self.step += 1
             if writer is not None:
@@ -264,11 +326,14 @@ class FoldTrainer:
             samples += batch.size
             done_days += len(days)
             grad_norms.append(grad_norm)
+            wait_from = time.perf_counter()
         elapsed = time.perf_counter() - start
         stats = {k: v / max(count, 1) for k, v in sums.items()}
         stats["grad_norm"] = float(np.mean(grad_norms)) if grad_norms else math.nan
         stats["lr"] = learning_rate(s, (self.epoch + 1) / s.total_epochs, phase)
         stats["samples_per_s"] = samples / elapsed if elapsed > 0 else math.nan
+        stats["epoch_s"] = elapsed
+        stats.update({f"time_{k}_s": v for k, v in times.items()})
         self.samples_per_s.append(stats["samples_per_s"])
         return stats
 
@@ -342,17 +407,22 @@ class FoldTrainer:
             while self.phase_index < len(s.phases):
                 phase = self._phase()
                 stats = self._train_epoch(writer)
+                t0 = time.perf_counter()
                 scores = self.validate()
+                stats["time_validate_s"] = time.perf_counter() - t0
                 self.epoch += 1
                 self.phase_epoch += 1
                 entry = {"epoch": self.epoch, "phase": phase.name, **stats, **scores}
                 self.history.append(entry)
                 self._record_snapshot(scores["val_score"], phase)
                 log.info(
-                    "fold %d epoch %d/%d (%s): loss %.4f, val RankIC %s, %.0f samples/s, lr %.2e",
+                    "fold %d epoch %d/%d (%s): loss %.4f, val RankIC %s, %.0f samples/s, lr %.2e; %.1f s "
+                    "(waiting for batches %.1f, forward %.1f, backward %.1f, optimizer %.1f, validation %.1f)",
                     self.fold, self.epoch, s.total_epochs, phase.name, stats.get("loss", math.nan),
                     " ".join(f"{h}d={scores[f'val_rank_ic_{h}d']:.4f}" for h in self.panel.horizons),
-                    stats["samples_per_s"], stats["lr"],
+                    stats["samples_per_s"], stats["lr"], stats["epoch_s"], stats["time_data_s"],
+                    stats["time_forward_s"], stats["time_backward_s"], stats["time_optimizer_s"],
+                    stats["time_validate_s"],
                 )
                 if writer is not None:
                     for k, v in entry.items():
@@ -497,12 +567,16 @@ class AtftModel:
         trainer, normalizer = self._trainer(job)
         trainer.load_checkpoint()
         snapshots = trainer.run()
-        batch, preds = trainer.predict(snapshots, panel.day_indices(job.test_dates))
-        out = pl.DataFrame({
-            "Code": [panel.codes[i] for i in batch.stock_index],
-            "Date": [panel.dates[i] for i in batch.day_index],
-        }).with_columns(pl.col("Date").cast(pl.Date))
-        out = out.with_columns(pl.Series(f"pred_{h}d", preds[h], dtype=pl.Float64) for h in self.horizons)
+
+        def predictions(dates: Sequence[dt.date]) -> pl.DataFrame:
+            batch, preds = trainer.predict(snapshots, panel.day_indices(dates))
+            frame = pl.DataFrame({
+                "Code": [panel.codes[i] for i in batch.stock_index],
+                "Date": [panel.dates[i] for i in batch.day_index],
+            }, schema={"Code": pl.Utf8, "Date": pl.Date})
+            return frame.with_columns(pl.Series(f"pred_{h}d", preds[h], dtype=pl.Float64) for h in self.horizons)
+
+        out = predictions(job.test_dates)
         speed = float(np.nanmean(trainer.samples_per_s)) if trainer.samples_per_s else None
         if speed is not None:
             self.samples_per_s.append(speed)
@@ -517,6 +591,7 @@ class AtftModel:
                   "snapshot_phases": [snap["phase"] for snap in snapshots]},
             horizons={h: {"best_epoch": best_epochs[0]} for h in self.horizons},
             extra={"samples_per_s": speed, "history": [json_clean(e) for e in trainer.history]},
+            valid_predictions=predictions(job.valid_dates),
         )
 
     def validate_fold(self, job: FoldJob) -> float:

@@ -117,8 +117,17 @@ class Batch:
         return int(self.x.shape[0])
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(self.x.to(device), {h: t.to(device) for h, t in self.targets.items()}, self.day.to(device),
-                     self.edge_index.to(device), self.edge_attr.to(device), self.day_index, self.stock_index)
+        """On `device`; the copy is asynchronous from pinned memory (`pin`)."""
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device, non_blocking=True)
+
+        return Batch(move(self.x), {h: move(t) for h, t in self.targets.items()}, move(self.day),
+                     move(self.edge_index), move(self.edge_attr), self.day_index, self.stock_index)
+
+    def pin(self) -> Batch:
+        """In page-locked host memory (CUDA only), so that `to` can copy while the device computes."""
+        return Batch(self.x.pin_memory(), {h: t.pin_memory() for h, t in self.targets.items()}, self.day.pin_memory(),
+                     self.edge_index.pin_memory(), self.edge_attr.pin_memory(), self.day_index, self.stock_index)
 
 
 class Panel:

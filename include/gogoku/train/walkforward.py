@@ -16,7 +16,8 @@ The loop (`run_walk_forward`) owns what no model should do differently: the chec
 (an embargo at least the longest horizon), the validation split of each fold, a fold folder
 `checkpoints/fold{k}/` with its test predictions and `result.json` (a run restarted on the same
 folder skips finished folds, and refuses a folder trained with other settings, data or folds:
-`fingerprint`), training only some folds (parallel fold tasks; a later run assembles them), the
+`fingerprint`) and, when the model gives them, its predictions of the validation slice
+(`valid_predictions.parquet`, what `gogoku blend` weighs runs on), training only some folds (parallel fold tasks; a later run assembles them), the
 join of the raw targets and the metrics over all test blocks together.
 """
 
@@ -41,6 +42,7 @@ from gogoku.io import write_json_atomic, write_parquet_atomic
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
+VALID_PREDICTIONS = "valid_predictions.parquet"  # a fold's predictions of its validation slice, with targets
 FINAL_FOLD = 999  # the production model's (refit) fold index in epoch hooks and logs, never a real fold
 # Config keys that say where or how a model runs, not what it learns: a checkpoint saved on a GPU may be
 # resumed on another machine.
@@ -68,6 +70,9 @@ class FoldResult:
 
     predictions: pl.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
+    # The same model's predictions of the fold's validation slice (Code, Date, pred_{h}d): what a blend
+    # of runs chooses its weights on (`gogoku blend`), never the test block.
+    valid_predictions: pl.DataFrame | None = None
     horizons: dict[int, dict[str, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -93,7 +98,15 @@ class FoldModel(Protocol):
 
 
 # Production models registered before the model configs named their class (`_target_`).
-CLASS_OF_KIND = {"lightgbm": "gogoku.baselines.lightgbm.LightGBMModel", "atft": "gogoku.train.atft.AtftModel"}
+CLASS_OF_KIND = {"lightgbm": "gogoku.baselines.lightgbm.LightGBMModel", "atft": "gogoku.train.atft.AtftModel",
+                 "blend": "gogoku.train.blend.BlendModel"}
+
+
+def final_target(description: Mapping[str, Any]) -> str | None:
+    """The class that loads a production model, from its `final/model.json`: the config's `_target_`
+    (or, for models saved before configs named their class, the class of its `kind`)."""
+    target = ((description.get("config") or {}).get("model") or {}).get("_target_")
+    return str(target) if target else CLASS_OF_KIND.get(str(description.get("kind")))
 
 
 def load_class(target: str) -> Any:
@@ -167,6 +180,11 @@ def run_walk_forward(
             result = json_clean({"fingerprint": job.fingerprint, "fold_info": fitted.info,
                                  "horizons": {str(h): v for h, v in fitted.horizons.items()}, **fitted.extra})
             if folder is not None:
+                if fitted.valid_predictions is not None:
+                    valid = fitted.valid_predictions.with_columns(pl.col("Date").cast(pl.Date),
+                                                                  pl.lit(fold.index, dtype=pl.Int32).alias("fold"))
+                    valid = valid.join(df.select("Code", "Date", *targets), on=["Code", "Date"], how="left")
+                    write_parquet_atomic(valid, folder / VALID_PREDICTIONS)
                 write_parquet_atomic(out, folder / "predictions.parquet")
                 write_json_atomic(result, done_file)
         out = out.join(df.select("Code", "Date", *targets), on=["Code", "Date"], how="left")

@@ -1,0 +1,98 @@
+"""`gogoku blend` (gogoku.train.blend): weights chosen on validation slices, real LightGBM runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from test_lightgbm import FEATURES, OVERRIDES, write_synthetic  # tests/unit is on sys.path (rootdir-less)
+
+from gogoku.baselines.lightgbm import LightGBMModel
+from gogoku.cli import main
+from gogoku.errors import InputError
+from gogoku.train.blend import BlendModel, choose_weights, rank_score, simplex_grid
+from gogoku.train.run import train
+
+
+def test_rank_scores_and_the_weight_grid_by_hand() -> None:
+    frame = pl.DataFrame({"Date": [1, 1, 1, 1, 2, 2], "p": [0.3, None, -1.0, 0.3, 5.0, 4.0]})
+    # Day 1: ranks of 0.3, -1.0, 0.3 are 2.5, 1, 2.5 of 3 names -> 0.25, -0.5, 0.25; the null is neutral.
+    assert frame.select(rank_score("p"))["p"].to_list() == [0.25, 0.0, -0.5, 0.25, 0.5, -0.5]
+    assert simplex_grid(2, 0.5) == [(1.0, 0.0), (0.5, 0.5), (0.0, 1.0)]
+    assert len(simplex_grid(3, 0.1)) == 66 and all(abs(sum(w) - 1) < 1e-12 for w in simplex_grid(3, 0.1))
+    with pytest.raises(InputError, match="--step"):
+        simplex_grid(2, 0.3)
+
+
+def test_the_weights_follow_the_validation_slice() -> None:
+    rng = np.random.default_rng(0)
+    days, names = 30, 40
+    target = rng.normal(size=days * names)
+    valid = pl.DataFrame({
+        "Date": np.repeat(np.arange(days), names), "target_1d": target,
+        "good": target + 0.5 * rng.normal(size=days * names), "noise": rng.normal(size=days * names),
+    }).with_columns(rank_score("good"), rank_score("noise"))
+    weights, scores = choose_weights(valid, ["noise", "good"], "target_1d", 0.1)
+    assert weights[1] >= 0.8 and scores["blend"] >= scores["good"] > 0.7 > 0.2 > abs(scores["noise"])
+    # Two equally informative, independent views: a mix beats either alone.
+    other = target + 0.5 * rng.normal(size=days * names)
+    both = valid.with_columns(pl.Series("other", other)).with_columns(rank_score("other"))
+    weights, scores = choose_weights(both, ["good", "other"], "target_1d", 0.1)
+    assert 0.2 <= weights[0] <= 0.8 and scores["blend"] > max(scores["good"], scores["other"])
+
+
+def test_blend_of_two_runs_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = write_synthetic(tmp_path)
+    signal = train(path, "lightgbm", tmp_path / "signal", [*OVERRIDES, "refit=true"])
+    noise = train(path, "lightgbm", tmp_path / "noise", [*OVERRIDES, "refit=true", "features.exclude=[signal]"])
+    valid = pl.read_parquet(tmp_path / "signal" / "checkpoints" / "fold1" / "valid_predictions.parquet")
+    assert {"pred_5d", "target_5d", "fold"} <= set(valid.columns) and valid["target_5d"].null_count() == 0
+    test = pl.read_parquet(tmp_path / "signal" / "predictions.parquet").filter(pl.col("fold") == 1)
+    assert valid["Date"].max() < test["Date"].min()  # the fold's validation slice lies before its test block
+
+    out = tmp_path / "blend"
+    assert main(["blend", "--runs", str(tmp_path / "signal"), str(tmp_path / "noise"), "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    labels = list(metrics["components"])
+    assert labels == ["lightgbm_signal", "lightgbm_noise"]  # one model name twice: the folder tells them apart
+    for h in ("1d", "5d", "10d", "20d"):
+        for fold in metrics["horizons"][h]["folds"]:
+            assert fold["weights"]["lightgbm_signal"] >= 0.7, (h, fold)  # chosen on validation: the signal run
+        assert metrics["horizons"][h]["rank_ic_mean"] > 0.9 * signal["headline"][h]["rank_ic_mean"] > 0.3
+        assert noise["headline"][h]["rank_ic_mean"] < 0.1
+    assert result["mean_weights"]["5d"]["lightgbm_signal"] >= 0.7
+    preds = pl.read_parquet(out / "predictions.parquet")
+    assert preds.height == pl.read_parquet(tmp_path / "signal" / "predictions.parquet").height
+    assert main(["evaluate", "--model-dir", str(out), "--model-dir", str(tmp_path / "signal"), "--out", str(tmp_path / "eval"),
+                 "--bootstrap", "50"]) == 0
+    capsys.readouterr()
+
+    # The production blend: each run's final model, weighted rank scores.
+    description = json.loads((out / "final" / "model.json").read_text())
+    assert description["config"]["model"]["_target_"] == "gogoku.train.blend.BlendModel"  # what predict loads
+    assert description["plan"] == "standard" and description["features"] == sorted(FEATURES)
+    blend = BlendModel.load_final(out / "final", description)
+    frame = pl.read_parquet(path)
+    day = frame["Date"].max()
+    scored = blend.score(frame, day).sort("Code")
+    parts = []
+    for label in labels:
+        sub = json.loads((out / "final" / label / "model.json").read_text())
+        parts.append(LightGBMModel.load_final(out / "final" / label, sub).score(frame.filter(pl.col("Date") == day))
+                     .sort("Code").select(rank_score("score_5d"))["score_5d"].to_numpy())
+    w = description["weights"]["5d"]
+    np.testing.assert_allclose(scored["score_5d"].to_numpy(), w[labels[0]] * parts[0] + w[labels[1]] * parts[1])
+    assert scored["Date"].unique().to_list() == [day] and isinstance(day, dt.date)
+
+    train(path, "lightgbm", tmp_path / "two_folds", [*OVERRIDES[1:], "splits.n_splits=2"])
+    for runs, message in (([tmp_path / "signal", tmp_path / "two_folds"], "folds differ"),
+                          ([tmp_path / "signal"], "at least two"),
+                          ([tmp_path / "signal", tmp_path / "nowhere"], "no metrics.json")):
+        assert main(["blend", "--runs", *map(str, runs), "--out", str(tmp_path / "x")]) != 0
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x" / "metrics.json").exists()
