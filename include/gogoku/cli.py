@@ -1,4 +1,4 @@
-"""The `gogoku` command: the only entry point that DAG tasks and pods use (docs/cli.md).
+"""The `gogoku` command: the only entry point that DAG tasks and pods use (the README, "The `gogoku` CLI").
 
 Every subcommand prints one JSON object as its last stdout line (and writes it to `--result-file`
 when given: the pod runner's /airflow/xcom/return.json); progress goes to stderr through logging.
@@ -414,6 +414,7 @@ def _evaluation_settings(args: argparse.Namespace) -> Any:
     return EvaluationSettings(
         cost_bps=args.cost_bps, quantiles=args.quantiles, min_names=args.min_names, max_lag=args.max_lag,
         bootstrap=Bootstrap(resamples=args.bootstrap, block_length=args.block_length, seed=args.seed),
+        reference=args.reference,
     )
 
 
@@ -751,6 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--block-length", type=int, default=10, help="bootstrap block, days (at least the horizon)")
         sp.add_argument("--seed", type=int, default=0, help="bootstrap seed")
         sp.add_argument("--max-lag", type=int, default=20, help="IC decay over lags 1..max-lag")
+        sp.add_argument("--reference", default="auto",
+                        help="the model (label) the others are compared with day by day (default: lightgbm when "
+                             "present; '' for none)")
 
     sp = add(sub, "evaluate", cmd_evaluate,
              "full test-fold evaluation: bootstrap CIs, costs, IC decay, figures, model comparison table")

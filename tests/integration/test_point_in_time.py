@@ -161,3 +161,28 @@ def test_a_blend_of_two_runs_scores_a_day_through_predict(world: dict[str, Any],
     assert_frame_equal(got, want, check_exact=False, rtol=1e-6, atol=1e-9)
     # Rank scores: the day's blended scores lie in [-0.5, 0.5] and spread over the names.
     assert got["score_5d"].min() >= -0.5 and got["score_5d"].max() <= 0.5 and got["score_5d"].n_unique() > 10
+
+
+def test_sim_graph_compares_the_daily_graphs_with_the_latent_peers(world: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    report = cli(["sim", "graph", "--dataset", "latest", "--model", "atft_tiny"], out)
+    assert report["stocks"] >= 25 and report["latent_pairs"] > report["stocks"]  # up to 4 peers each, in the dataset
+    assert report["days_checked"] >= 10 and report["graph"]["lookback"] == 30
+    assert 0 <= report["precision"] <= 1 and 0 < report["chance_any_pair"] < report["chance_same_sector_pair"]
+    wider = cli(["sim", "graph", "--dataset", "latest", "--model", "atft_tiny", "model.graph.sector_peers=3"], out)
+    assert wider["edges_per_stock"] >= report["edges_per_stock"] and wider["same_sector_share"] > report["same_sector_share"]
+    # A dataset that did not come from the simulator has no latent graph to compare with.
+    manifest = Path(world["settings"].data_root) / "datasets"
+    fake = tmp_path / "datasets"
+    fake.mkdir()
+    for path in manifest.glob("ml_dataset_*"):
+        text = path.read_bytes()
+        if path.name.endswith(".manifest.json"):
+            data = json.loads(text)
+            data["origin"] = {"api": "jquants"}
+            text = json.dumps(data).encode()
+        (fake / path.name).write_bytes(text)
+    from gogoku.cli import main
+
+    dataset = next(fake.glob("ml_dataset_*.parquet"))
+    assert main(["sim", "graph", "--dataset", str(dataset), "--model", "atft_tiny"]) == 2

@@ -17,7 +17,7 @@ from gogoku.cli import main
 from gogoku.dataset.manifest import make_manifest, write_dataset
 from gogoku.dataset.targets import add_targets
 from gogoku.errors import InputError
-from gogoku.evaluate.metrics import Bootstrap, evaluate_predictions
+from gogoku.evaluate.metrics import Bootstrap, daily_ic, evaluate_predictions
 from gogoku.evaluate.report import (
     ORACLE,
     EvaluationSettings,
@@ -184,6 +184,33 @@ def test_cli_evaluate_and_report_compare_the_models(
 
     assert main(["evaluate", "--model-dir", str(tmp_path / "nowhere")]) == 2
     assert "--model-dir" in capsys.readouterr().err
+
+
+def test_paired_differences_to_a_reference_model(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = run_dir / "all_features", run_dir / "noise_only"
+    reference = "lightgbm (noise_only)"
+    assert main(["evaluate", "--model-dir", str(a), "--model-dir", str(b), "--out", str(tmp_path / "diff"),
+                 "--bootstrap", "100", "--max-lag", "3", "--reference", reference]) == 0
+    capsys.readouterr()
+    evaluation = json.loads((tmp_path / "diff" / "evaluation.json").read_text())
+    differences = evaluation["differences"]
+    assert differences["reference"] == reference and list(differences["models"]) == ["lightgbm (all_features)"]
+    # By hand: the mean over the common days of (daily RankIC of a) - (daily RankIC of b).
+    rows_a, rows_b = load_test_rows(a), load_test_rows(b)
+    for h in (1, 5):
+        ic_a = daily_ic(rows_a, f"pred_{h}d", f"target_{h}d").select("Date", "rank_ic")
+        ic_b = daily_ic(rows_b, f"pred_{h}d", f"target_{h}d").select("Date", "rank_ic")
+        paired = ic_a.join(ic_b, on="Date", suffix="_b").drop_nulls()
+        want = (paired["rank_ic"] - paired["rank_ic_b"]).mean()
+        got = differences["models"]["lightgbm (all_features)"][f"{h}d"]
+        assert got["difference"] == pytest.approx(want) and got["days"] == paired.height
+        lo, hi = got["difference_ci"]
+        assert 0 < lo < want < hi  # the planted signal against noise: a real difference
+    assert f"RankIC - {reference} [95% CI]" in (tmp_path / "diff" / "report.md").read_text()
+    # Without a model labelled lightgbm, "auto" compares nothing; an unknown label is refused.
+    assert evaluate_models([a, b], tmp_path / "none", FAST)["differences"] is None
+    assert main(["evaluate", "--model-dir", str(a), "--model-dir", str(b), "--reference", "lgbm"]) == 2
+    assert "--reference lgbm" in capsys.readouterr().err
 
 
 def test_report_summary_reads_one_model_dir(run_dir: Path) -> None:

@@ -267,6 +267,9 @@ class EvaluationSettings:
     min_names: int = 20
     max_lag: int = 20
     bootstrap: Bootstrap = field(default_factory=Bootstrap)
+    # The model every other is compared with, day by day (paired RankIC differences with intervals);
+    # "auto": a model labelled lightgbm when there is one; "": none.
+    reference: str = "auto"
 
     def options(self) -> dict[str, Any]:
         return {"cost_bps": self.cost_bps, "quantiles": self.quantiles, "min_names": self.min_names}
@@ -373,12 +376,14 @@ def evaluate_models(
     if families is not None:
         figures["family_exposure"] = str(plot_family_exposure(families["exposure"], out / "family_exposure.png"))
     on_simulator = (runs[0].manifest.get("origin") or {}).get("api") == "simulator"
+    differences = paired_differences(runs, settings)
     evaluation = _json_safe({
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "settings": {**asdict(settings)},
         "models": models,
         "oracle": oracle,
         "families": families,
+        "differences": differences,
         "oracle_note": (
             "simulator data, but today's simulator does not reproduce the dataset's targets: no oracle"
             if on_simulator and oracle is None else None
@@ -387,12 +392,54 @@ def evaluate_models(
         "table": str(out / "report.md"),
     })
     table = format_comparison(evaluation)
+    if differences is not None:
+        table += "\n\n" + format_differences(evaluation["differences"])
     if families is not None:
         table += "\n\n" + format_families(evaluation["families"])
     atomic_write(out / "report.md", lambda tmp: tmp.write_text(table + "\n"))
     write_json_atomic(evaluation, out / "evaluation.json")
     evaluation["text"] = table
     return evaluation
+
+
+def paired_differences(runs: Sequence[ModelRun], settings: EvaluationSettings) -> dict[str, Any] | None:
+    """Each model's mean daily RankIC minus the reference model's, on the days both scored, with a
+    moving-block bootstrap interval of the paired daily differences (`gogoku.evaluate.compare`): an
+    interval that excludes 0 says the difference is real. None without a reference."""
+    from gogoku.evaluate.compare import compare_runs
+
+    labels = [r.label for r in runs]
+    wanted = settings.reference
+    if wanted == "auto":
+        wanted = next((label for label in labels if label == "lightgbm"), "")
+    if not wanted:
+        return None
+    if wanted not in labels:
+        raise InputError(f"--reference {wanted}: no such model among {labels}")
+    ref = runs[labels.index(wanted)]
+    out: dict[str, Any] = {"reference": wanted, "models": {}}
+    for run in runs:
+        if run is ref:
+            continue
+        horizons = [h for h in run.horizons if h in ref.horizons]
+        compared = compare_runs(run.model_dir, ref.model_dir, horizons, {}, settings.bootstrap, min_days=0,
+                                min_names=settings.min_names)
+        out["models"][run.label] = {h: {k: f[k] for k in ("difference", "difference_ci", "days")}
+                                    for h, f in compared["horizons"].items()}
+    return out
+
+
+def format_differences(differences: Mapping[str, Any]) -> str:
+    """The paired RankIC differences to the reference model as a markdown table."""
+    ref = differences["reference"]
+    lines = [f"Paired by day: each model's mean daily RankIC minus {ref}'s on the days both scored, with the "
+             "moving-block bootstrap interval of the daily differences (an interval without 0: a real difference).",
+             "", f"| horizon | model | RankIC - {ref} [95% CI] | days |", "|---|---|---|---|"]
+    rows = [(int(h.rstrip("d")), h, label, f) for label, per_h in differences["models"].items() for h, f in per_h.items()]
+    for _, h, label, f in sorted(rows, key=lambda r: r[0]):
+        value = f"{f['difference']:+.4f}" if isinstance(f.get("difference"), float) else "-"
+        lines.append(f"| {h} | {label} | {value}{_ci(f.get('difference_ci'), 4)} | {f.get('days')} |")
+    return "\n".join(lines)
 
 
 def _rank_ic_points(models: Mapping[str, Any], oracle: Mapping[str, Any] | None) -> dict[str, list[Any]]:
