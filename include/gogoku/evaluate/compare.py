@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from gogoku.evaluate.metrics import Bootstrap, block_bootstrap_ci, daily_ic
+from gogoku.evaluate.runs import load_test_rows
 
 DEFAULT_MIN_DAYS = 40
 
@@ -33,8 +34,6 @@ def compare_runs(
     min_names: int = 20,
 ) -> dict[str, Any]:
     """The comparison of two run folders (see the module docstring): per-horizon figures, `beats`."""
-    from gogoku.evaluate.report import load_test_rows
-
     bootstrap = bootstrap or Bootstrap()
     cand, champ = load_test_rows(candidate), load_test_rows(champion)
     missing = [f"pred_{h}d" for h in horizons if f"pred_{h}d" not in champ.columns or f"pred_{h}d" not in cand.columns]

@@ -24,6 +24,7 @@ import polars as pl
 import yaml
 
 from gogoku.errors import GogokuError, InputError
+from gogoku.evaluate.compare import compare_runs
 from gogoku.evaluate.families import exposures, families_of, family_oracles, format_families
 from gogoku.evaluate.metrics import (
     Bootstrap,
@@ -33,6 +34,7 @@ from gogoku.evaluate.metrics import (
     long_short_periods,
     staggered_book,
 )
+from gogoku.evaluate.runs import load_test_rows
 from gogoku.io import atomic_write, write_json_atomic
 from gogoku.storage import Store
 
@@ -161,24 +163,6 @@ def load_runs(model_dirs: Sequence[Path], store: Store | None = None) -> list[Mo
         if names.count(run.label) > 1:
             run.label = f"{run.label} ({run.model_dir.name})"
     return runs
-
-
-def load_test_rows(model_dir: Path) -> pl.DataFrame:
-    """The test rows of a model folder's predictions.parquet (see the module docstring)."""
-    path = model_dir / "predictions.parquet"
-    if not path.is_file():
-        raise InputError(f"{model_dir}: no predictions.parquet")
-    frame = pl.read_parquet(path)
-    for col in ("Code", "Date", "fold"):
-        if col not in frame.columns:
-            raise InputError(f"{path}: no {col!r} column (columns: {', '.join(frame.columns)})")
-    keep = pl.col("fold").is_not_null()
-    if "split" in frame.columns:
-        keep &= pl.col("split") == "test"
-    frame = frame.filter(keep)
-    if frame.is_empty():
-        raise InputError(f"{path}: no test rows")
-    return frame
 
 
 # ---------------------------------------------------------------- oracle
@@ -406,8 +390,6 @@ def paired_differences(runs: Sequence[ModelRun], settings: EvaluationSettings) -
     """Each model's mean daily RankIC minus the reference model's, on the days both scored, with a
     moving-block bootstrap interval of the paired daily differences (`gogoku.evaluate.compare`): an
     interval that excludes 0 says the difference is real. None without a reference."""
-    from gogoku.evaluate.compare import compare_runs
-
     labels = [r.label for r in runs]
     wanted = settings.reference
     if wanted == "auto":
