@@ -31,7 +31,7 @@ import yaml
 
 from gogoku.errors import InputError
 from gogoku.evaluate.metrics import daily_ic, ic_summary, json_clean, walk_forward_metrics
-from gogoku.io import write_json_atomic, write_parquet_atomic
+from gogoku.io import atomic_write, write_json_atomic, write_parquet_atomic
 from gogoku.train.walkforward import CHECKPOINTS, VALID_PREDICTIONS, final_target, load_class
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ def blend_runs(folders: Sequence[Path], out: Path, step: float = 0.1, min_names:
     config = {"model": {"name": KIND, "components": {label: r["config"].get("model", {}).get("name", r["model"])
                                                      for label, r in zip(labels, runs, strict=True)}, "step": step},
               **{k: v for k, v in runs[0]["config"].items() if k != "model"}}
-    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    atomic_write(out / "config.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(config, sort_keys=False)))
     final = _blend_finals(runs, labels, mean_weights, out / "final")
     write_parquet_atomic(predictions, out / "predictions.parquet")
     write_json_atomic(metrics, out / "metrics.json")  # the folder's completion marker, last
