@@ -144,7 +144,7 @@ def cmd_sim_graph(args: argparse.Namespace) -> dict[str, Any]:
 
     from gogoku.dataset.manifest import localize_dataset, read_manifest
     from gogoku.evaluate.graph_check import graph_vs_peers
-    from gogoku.model.gat_graph import GraphParams, return_panel
+    from gogoku.model.gat_graph import GraphParams, code_labels, return_panel
     from gogoku.sim.market import SimMarket
     from gogoku.train.run import compose_config
 
@@ -160,11 +160,10 @@ def cmd_sim_graph(args: argparse.Namespace) -> dict[str, Any]:
     params = GraphParams(**graph)
     frame = pl.read_parquet(path, columns=["Code", "Date", return_col, "Sector33Code"])
     dates, codes = frame["Date"].unique().sort().to_list(), frame["Code"].unique().sort().to_list()
-    sectors = (pl.DataFrame({"Code": codes}).join(frame.group_by("Code").agg(pl.col("Sector33Code").drop_nulls().last()),
-                                                  on="Code", how="left")["Sector33Code"].cast(pl.Utf8).fill_null(""))
+    sectors = code_labels(frame, codes, "Sector33Code")
     market = SimMarket(seed=int(origin["seed"]), n_stocks=int(origin["stocks"]),
                        end=dt.date.fromisoformat(manifest["range"]["end"]))
-    report = graph_vs_peers(return_panel(frame, dates, codes, return_col), codes, sectors.to_list(), market.peers(),
+    report = graph_vs_peers(return_panel(frame, dates, codes, return_col), codes, list(sectors), market.peers(),
                             params, every=args.every)
     return {"dataset": uri, "model": args.model, "graph": {**graph, "return_col": return_col}, **report}
 
@@ -432,13 +431,8 @@ def cmd_ablate(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_blend(args: argparse.Namespace) -> dict[str, Any]:
     from gogoku.train.blend import blend_runs
 
-    folders = []
-    for value in args.runs:
-        folder = Path(value).expanduser()
-        if not (folder / "metrics.json").is_file():
-            raise InputError(f"--runs {value}: not a finished model folder (no metrics.json)")
-        folders.append(folder)
-    return blend_runs(folders, _out_dir("--out", args.out), step=args.step, min_names=args.min_names)
+    return blend_runs([Path(value).expanduser() for value in args.runs], _out_dir("--out", args.out), step=args.step,
+                      min_names=args.min_names)
 
 
 # ---------------------------------------------------------------- daily predictions

@@ -33,6 +33,7 @@ from gogoku.config import Settings
 from gogoku.dataset.inputs import LOOKBACK_DAYS, futures_inputs_features, load_inputs
 from gogoku.errors import InputError
 from gogoku.io import write_parquet_atomic
+from gogoku.train.walkforward import load_final_model, score_day
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +142,7 @@ def load_model(settings: Settings, model: str | None) -> tuple[str, dict[str, An
     if not (folder / "model.json").is_file():
         raise InputError(f"{settings.store.uri(rel)}: no production model (final/model.json)")
     description = json.loads((folder / "model.json").read_text())
-    from gogoku.train.walkforward import final_target, load_class
-
-    target = final_target(description)
-    if not target:
-        raise InputError(f"{settings.store.uri(rel)}/final/model.json: no model class (_target_) or known kind")
-    scorer = load_class(target).load_final(folder, description)
+    scorer = load_final_model(folder, description, f"{settings.store.uri(rel)}/final/model.json")
     return model_id, description, scorer
 
 
@@ -186,10 +182,7 @@ def predict_day(settings: Settings, day: dt.date | None = None, features: str | 
     listed = listed_on(settings, day).select("Code")
     on_day = frame.filter(pl.col("Date") == day)
     ok = on_day.filter(pl.col("history_sessions") >= min_history)["Code"]
-    if hasattr(scorer, "history_sessions"):  # a sequence model reads the window before the day too
-        scores = scorer.score(frame.filter(pl.col("Code").is_in(ok.implode())), day)
-    else:
-        scores = scorer.score(on_day.filter(pl.col("Code").is_in(ok.implode())))
+    scores = score_day(scorer, frame.filter(pl.col("Code").is_in(ok.implode())), day)
     result = _assemble(day, listed, on_day, scores, horizons, model_id, min_history)
     rel = f"{PREDICTIONS}/{day}.parquet"
     write_parquet_atomic(result, settings.store.local_path(rel))

@@ -24,7 +24,7 @@ import polars as pl
 import yaml
 
 from gogoku.errors import GogokuError, InputError
-from gogoku.evaluate.compare import compare_runs
+from gogoku.evaluate.compare import compare_rows
 from gogoku.evaluate.families import exposures, families_of, family_oracles, format_families
 from gogoku.evaluate.metrics import (
     Bootstrap,
@@ -322,14 +322,16 @@ def evaluate_models(
     )
 
     runs = load_runs(model_dirs, store)
+    reference = reference_run(runs, settings)  # an unknown --reference is refused before any work
     out = Path(out_dir) if out_dir is not None else runs[0].model_dir / "evaluation"
     models: dict[str, Any] = {}
     books: dict[str, dict[str, pl.DataFrame]] = {}
     decays: dict[str, dict[str, pl.DataFrame]] = {}
     oracle: dict[str, Any] | None = None
     families: dict[str, Any] | None = None
+    test_rows: dict[str, pl.DataFrame] = {}
     for i, run in enumerate(runs):
-        predictions = load_test_rows(run.model_dir)
+        predictions = test_rows[run.label] = load_test_rows(run.model_dir)
         per_h, books[run.label], decays[run.label] = evaluate_run(run, predictions, settings)
         joined = oracle_frame(run.manifest, predictions)
         oracle_ic = _oracle_rank_ic(joined, run.horizons, settings.min_names) if joined is not None else {}
@@ -360,7 +362,7 @@ def evaluate_models(
     if families is not None:
         figures["family_exposure"] = str(plot_family_exposure(families["exposure"], out / "family_exposure.png"))
     on_simulator = (runs[0].manifest.get("origin") or {}).get("api") == "simulator"
-    differences = paired_differences(runs, settings)
+    differences = paired_differences(runs, reference, test_rows, settings) if reference is not None else None
     evaluation = _json_safe({
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "settings": {**asdict(settings)},
@@ -386,26 +388,31 @@ def evaluate_models(
     return evaluation
 
 
-def paired_differences(runs: Sequence[ModelRun], settings: EvaluationSettings) -> dict[str, Any] | None:
-    """Each model's mean daily RankIC minus the reference model's, on the days both scored, with a
-    moving-block bootstrap interval of the paired daily differences (`gogoku.evaluate.compare`): an
-    interval that excludes 0 says the difference is real. None without a reference."""
+def reference_run(runs: Sequence[ModelRun], settings: EvaluationSettings) -> ModelRun | None:
+    """The run `settings.reference` names ("auto": the one labelled lightgbm, if any; "": none)."""
     labels = [r.label for r in runs]
     wanted = settings.reference
     if wanted == "auto":
-        wanted = next((label for label in labels if label == "lightgbm"), "")
+        wanted = "lightgbm" if "lightgbm" in labels else ""
     if not wanted:
         return None
     if wanted not in labels:
         raise InputError(f"--reference {wanted}: no such model among {labels}")
-    ref = runs[labels.index(wanted)]
-    out: dict[str, Any] = {"reference": wanted, "models": {}}
+    return runs[labels.index(wanted)]
+
+
+def paired_differences(runs: Sequence[ModelRun], ref: ModelRun, test_rows: Mapping[str, pl.DataFrame],
+                       settings: EvaluationSettings) -> dict[str, Any]:
+    """Each model's mean daily RankIC minus the reference model's (`ref`), on the days both scored,
+    with a moving-block bootstrap interval of the paired daily differences (`gogoku.evaluate.compare`):
+    an interval that excludes 0 says the difference is real. `test_rows`: each run's test rows by label."""
+    out: dict[str, Any] = {"reference": ref.label, "models": {}}
     for run in runs:
         if run is ref:
             continue
         horizons = [h for h in run.horizons if h in ref.horizons]
-        compared = compare_runs(run.model_dir, ref.model_dir, horizons, {}, settings.bootstrap, min_days=0,
-                                min_names=settings.min_names)
+        compared = compare_rows(test_rows[run.label], test_rows[ref.label], horizons, {}, settings.bootstrap,
+                                min_days=0, min_names=settings.min_names)
         out["models"][run.label] = {h: {k: f[k] for k in ("difference", "difference_ci", "days")}
                                     for h, f in compared["horizons"].items()}
     return out

@@ -181,3 +181,22 @@ def return_panel(
     panel = np.full((len(dates), len(codes)), np.nan)
     panel[cells["_d"].to_numpy(), cells["_c"].to_numpy()] = cells[return_col].to_numpy()
     return panel
+
+
+def code_labels(frame: pl.DataFrame, codes: Sequence[str], column: str) -> np.ndarray | None:
+    """Each of `codes`' last known `column` value ('' when never known), in `codes` order; None when
+    `frame` has no such column."""
+    if column not in frame.columns:
+        return None
+    last = frame.group_by("Code").agg(pl.col(column).drop_nulls().last())
+    return (pl.DataFrame({"Code": list(codes)}).join(last, on="Code", how="left")[column]
+            .cast(pl.Utf8).fill_null("").to_numpy())
+
+
+def frame_graphs(frame: pl.DataFrame, dates: Sequence[dt.date], codes: Sequence[str], day_indices: Sequence[int],
+                 params: GraphParams, return_col: str = "returns_1d") -> dict[int, DayGraph]:
+    """`daily_graphs` of `frame`'s `return_col` on the [dates, codes] panel, each code labelled with its
+    last known MarketCode and Sector33Code (when the frame has them)."""
+    return daily_graphs(return_panel(frame, dates, codes, return_col), day_indices, params,
+                        code_labels(frame, codes, "MarketCode"), code_labels(frame, codes, "Sector33Code"))
+

@@ -110,7 +110,7 @@ def hard_rank(x: torch.Tensor, day: torch.Tensor) -> torch.Tensor:
         first = pos[new_tie]
         last = first + torch.bincount(tie) - 1
         ranks = torch.empty_like(x)
-        ranks[order] = ((first[tie] + last[tie]).to(x.dtype) / 2 - start.to(x.dtype) + 1).to(x.dtype)
+        ranks[order] = (first[tie] + last[tie]).to(x.dtype) / 2 - start.to(x.dtype) + 1
         return ranks
 
 

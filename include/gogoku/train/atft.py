@@ -34,7 +34,7 @@ from gogoku.dataset.splits import Fold, sort_columnwise, validation_split
 from gogoku.errors import GogokuError, InputError
 from gogoku.evaluate.metrics import json_clean
 from gogoku.io import atomic_write
-from gogoku.model.gat_graph import GraphParams, daily_graphs, return_panel
+from gogoku.model.gat_graph import GraphParams, frame_graphs
 from gogoku.model.losses import LossConfig, MultiHorizonLoss, day_pearson, hard_rank
 from gogoku.model.network import ATFTGATFAN, ATFTConfig, count_parameters
 from gogoku.train import walkforward
@@ -494,12 +494,7 @@ def _setup(df: pl.DataFrame, feature_cols: list[str], model_cfg: Mapping[str, An
 
     df = sort_columnwise(df, AtftModel.row_order)  # the dataset's own order: no copy
     panel = Panel(df, feature_cols, horizons)
-    codes = pl.DataFrame({"Code": panel.codes})
-    ident = {c: (codes.join(df.group_by("Code").agg(pl.col(c).drop_nulls().last()), on="Code", how="left")[c]
-                 .cast(pl.Utf8).fill_null("").to_numpy()) if c in df.columns else None
-             for c in ("MarketCode", "Sector33Code")}
-    returns = return_panel(df, panel.dates, panel.codes, return_col)
-    panel.graphs = daily_graphs(returns, range(len(panel.dates)), graph_params, ident["MarketCode"], ident["Sector33Code"])
+    panel.graphs = frame_graphs(df, panel.dates, panel.codes, range(len(panel.dates)), graph_params, return_col)
     return _Setup(cfg, name, settings, arch, loss_cfg, norm_cfg, panel, df)
 
 
@@ -570,11 +565,7 @@ class AtftModel:
 
         def predictions(dates: Sequence[dt.date]) -> pl.DataFrame:
             batch, preds = trainer.predict(snapshots, panel.day_indices(dates))
-            frame = pl.DataFrame({
-                "Code": [panel.codes[i] for i in batch.stock_index],
-                "Date": [panel.dates[i] for i in batch.day_index],
-            }, schema={"Code": pl.Utf8, "Date": pl.Date})
-            return frame.with_columns(pl.Series(f"pred_{h}d", preds[h], dtype=pl.Float64) for h in self.horizons)
+            return panel.rows_frame(batch, {f"pred_{h}d": preds[h] for h in self.horizons})
 
         out = predictions(job.test_dates)
         speed = float(np.nanmean(trainer.samples_per_s)) if trainer.samples_per_s else None
@@ -751,16 +742,9 @@ class FinalModel:
         (d,) = panel.day_indices([day]) or [None]
         if d is None:
             raise InputError(f"score: no rows on {day}")
-        codes = pl.DataFrame({"Code": panel.codes})
-        ident = {c: (codes.join(frame.group_by("Code").agg(pl.col(c).drop_nulls().last()), on="Code", how="left")[c]
-                     .cast(pl.Utf8).fill_null("").to_numpy()) if c in frame.columns else None
-                 for c in ("MarketCode", "Sector33Code")}
-        returns = return_panel(frame, panel.dates, panel.codes, self.return_col)
-        panel.graphs = daily_graphs(returns, [d], self.graph, ident["MarketCode"], ident["Sector33Code"])
+        panel.graphs = frame_graphs(frame, panel.dates, panel.codes, [d], self.graph, self.return_col)
         model = ATFTGATFAN(self.arch).to(self.device)
         autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if self.bf16 else (
             lambda: torch.autocast("cpu", enabled=False))
         batch, preds = predict_days(model, panel, self.snapshots, [d], self.seq_len, self.device, autocast)
-        out = pl.DataFrame({"Code": [panel.codes[i] for i in batch.stock_index],
-                            "Date": [panel.dates[i] for i in batch.day_index]}).with_columns(pl.col("Date").cast(pl.Date))
-        return out.with_columns(pl.Series(f"score_{h}d", preds[h], dtype=pl.Float64) for h in self.horizons)
+        return panel.rows_frame(batch, {f"score_{h}d": preds[h] for h in self.horizons})

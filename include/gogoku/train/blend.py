@@ -32,7 +32,7 @@ import yaml
 from gogoku.errors import InputError
 from gogoku.evaluate.metrics import daily_ic, ic_summary, json_clean, walk_forward_metrics
 from gogoku.io import atomic_write, write_json_atomic, write_parquet_atomic
-from gogoku.train.walkforward import CHECKPOINTS, VALID_PREDICTIONS, final_target, load_class
+from gogoku.train.walkforward import CHECKPOINTS, VALID_PREDICTIONS, load_final_model, score_day
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,12 @@ def choose_weights(valid: pl.DataFrame, columns: Sequence[str], target: str, ste
 
 
 def _load(folder: Path) -> dict[str, Any]:
+    if not (folder / "metrics.json").is_file():
+        raise InputError(f"{folder}: not a finished model folder (no metrics.json)")
     try:
         metrics = json.loads((folder / "metrics.json").read_text())
     except (OSError, ValueError) as exc:
-        raise InputError(f"{folder}: not a finished model folder (metrics.json: {exc})") from None
+        raise InputError(f"{folder}: unreadable metrics.json ({exc})") from None
     config_file = folder / "config.yaml"
     config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
     return {"folder": folder, "metrics": metrics, "config": config, "model": str(metrics.get("model", folder.name))}
@@ -246,13 +248,8 @@ class FinalBlend:
         self.labels = list(description["components"])
         self.horizons = [int(h) for h in description["horizons"]]
         self.weights = {int(str(h).rstrip("d")): dict(w) for h, w in description["weights"].items()}
-        self.components = []
-        for label in self.labels:
-            sub = json.loads((folder / label / "model.json").read_text())
-            target = final_target(sub)
-            if not target:
-                raise InputError(f"{folder / label / 'model.json'}: no model class (_target_) or known kind")
-            self.components.append(load_class(str(target)).load_final(folder / label, sub))
+        self.components = [load_final_model(folder / label, json.loads((folder / label / "model.json").read_text()),
+                                            str(folder / label / "model.json")) for label in self.labels]
 
     @property
     def history_sessions(self) -> int:
@@ -260,10 +257,9 @@ class FinalBlend:
 
     def score(self, frame: pl.DataFrame, day: Any) -> pl.DataFrame:
         """Code, Date and score_{h}d (the blended rank score) for the names of `frame` on `day`."""
-        on_day = frame.filter(pl.col("Date") == day)
-        out = on_day.select("Code", "Date")
+        out = frame.filter(pl.col("Date") == day).select("Code", "Date")
         for label, model in zip(self.labels, self.components, strict=True):
-            scores = model.score(frame, day) if hasattr(model, "history_sessions") else model.score(on_day)
+            scores = score_day(model, frame, day)
             out = out.join(scores.select("Code", *[rank_score(f"score_{h}d").alias(f"s_{label}_{h}d")
                                                    for h in self.horizons]), on="Code", how="left")
         return out.select("Code", "Date", *[

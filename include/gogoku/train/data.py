@@ -168,6 +168,12 @@ class Panel:
             self.x[days, stocks, start:start + len(block)] = part.to_numpy()
             start += len(block)
 
+    def rows_frame(self, batch: Batch, values: dict[str, np.ndarray]) -> pl.DataFrame:
+        """Code, Date of each row of `batch` and `values` (one Float64 column per name, in row order)."""
+        frame = pl.DataFrame({"Code": [self.codes[i] for i in batch.stock_index],
+                              "Date": [self.dates[i] for i in batch.day_index]}, schema={"Code": pl.Utf8, "Date": pl.Date})
+        return frame.with_columns(pl.Series(name, v, dtype=pl.Float64) for name, v in values.items())
+
     def day_indices(self, dates: Sequence[dt.date]) -> list[int]:
         return [self._date_pos[d] for d in dates if d in self._date_pos]
 

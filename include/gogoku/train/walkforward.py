@@ -102,11 +102,23 @@ CLASS_OF_KIND = {"lightgbm": "gogoku.baselines.lightgbm.LightGBMModel", "atft": 
                  "blend": "gogoku.train.blend.BlendModel"}
 
 
-def final_target(description: Mapping[str, Any]) -> str | None:
-    """The class that loads a production model, from its `final/model.json`: the config's `_target_`
-    (or, for models saved before configs named their class, the class of its `kind`)."""
-    target = ((description.get("config") or {}).get("model") or {}).get("_target_")
-    return str(target) if target else CLASS_OF_KIND.get(str(description.get("kind")))
+def load_final_model(folder: Path, description: Mapping[str, Any], where: str) -> Any:
+    """The production model of `folder` (its `final/model.json` is `description`, named `where` in
+    errors), loaded by the class the config's `_target_` names (or, for models saved before configs
+    named their class, the class of its `kind`)."""
+    target = ((description.get("config") or {}).get("model") or {}).get("_target_") \
+        or CLASS_OF_KIND.get(str(description.get("kind")))
+    if not target:
+        raise InputError(f"{where}: no model class (_target_) or known kind")
+    return load_class(str(target)).load_final(folder, description)
+
+
+def score_day(scorer: Any, frame: pl.DataFrame, day: Any) -> pl.DataFrame:
+    """A production model's scores of `day`: a sequence model (one with `history_sessions`) reads the
+    sessions of `frame` before the day too, any other model the day's rows only."""
+    if hasattr(scorer, "history_sessions"):
+        return scorer.score(frame, day)
+    return scorer.score(frame.filter(pl.col("Date") == day))
 
 
 def load_class(target: str) -> Any:
@@ -152,6 +164,7 @@ def run_walk_forward(
     targets = [f"target_{h}d" for h in horizons]
     folds = check_training_inputs(df, feature_cols, horizons, folds, valid_embargo)
     df = model.prepare(df, feature_cols, horizons)
+    truth = df.select("Code", "Date", *targets)  # the raw targets every fold's predictions are joined with
     config = model.fingerprint_config()
     fold_info: list[dict[str, Any]] = []
     per_fold_horizons: list[dict[str, dict[str, Any]]] = []
@@ -175,19 +188,20 @@ def run_walk_forward(
             log.info("fold %d: already trained, predictions loaded from %s", fold.index, folder)
         else:
             fitted = model.fit_fold(job)
-            out = fitted.predictions.with_columns(pl.col("Date").cast(pl.Date),
-                                                  pl.lit(fold.index, dtype=pl.Int32).alias("fold"))
+
+            def tagged(frame: pl.DataFrame, index: int = fold.index) -> pl.DataFrame:
+                return frame.with_columns(pl.col("Date").cast(pl.Date), pl.lit(index, dtype=pl.Int32).alias("fold"))
+
+            out = tagged(fitted.predictions)
             result = json_clean({"fingerprint": job.fingerprint, "fold_info": fitted.info,
                                  "horizons": {str(h): v for h, v in fitted.horizons.items()}, **fitted.extra})
             if folder is not None:
                 if fitted.valid_predictions is not None:
-                    valid = fitted.valid_predictions.with_columns(pl.col("Date").cast(pl.Date),
-                                                                  pl.lit(fold.index, dtype=pl.Int32).alias("fold"))
-                    valid = valid.join(df.select("Code", "Date", *targets), on=["Code", "Date"], how="left")
+                    valid = tagged(fitted.valid_predictions).join(truth, on=["Code", "Date"], how="left")
                     write_parquet_atomic(valid, folder / VALID_PREDICTIONS)
                 write_parquet_atomic(out, folder / "predictions.parquet")
                 write_json_atomic(result, done_file)
-        out = out.join(df.select("Code", "Date", *targets), on=["Code", "Date"], how="left")
+        out = out.join(truth, on=["Code", "Date"], how="left")
         pred_parts.append(out.select("Code", "Date", "fold",
                                      *[c for h in horizons for c in (f"pred_{h}d", f"target_{h}d")]))
         per_fold_horizons.append(result.get("horizons", {}))
