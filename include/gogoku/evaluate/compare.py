@@ -25,29 +25,17 @@ DEFAULT_MIN_DAYS = 40
 
 
 def compare_runs(
-    candidate: Path,
-    champion: Path,
+    candidate: Path | pl.DataFrame,
+    champion: Path | pl.DataFrame,
     horizons: Sequence[int],
     margins: Mapping[int, float],
     bootstrap: Bootstrap | None = None,
     min_days: int = DEFAULT_MIN_DAYS,
     min_names: int = 20,
 ) -> dict[str, Any]:
-    """The comparison of two run folders (see the module docstring): per-horizon figures, `beats`."""
-    return compare_rows(load_test_rows(candidate), load_test_rows(champion), horizons, margins, bootstrap,
-                        min_days, min_names)
-
-
-def compare_rows(
-    cand: pl.DataFrame,
-    champ: pl.DataFrame,
-    horizons: Sequence[int],
-    margins: Mapping[int, float],
-    bootstrap: Bootstrap | None = None,
-    min_days: int = DEFAULT_MIN_DAYS,
-    min_names: int = 20,
-) -> dict[str, Any]:
-    """`compare_runs` on two runs' test rows already loaded (`gogoku.evaluate.runs.load_test_rows`)."""
+    """The comparison of two runs (see the module docstring): per-horizon figures, `beats`. Each run is
+    its model folder, or its test rows already loaded (`gogoku.evaluate.runs.load_test_rows`)."""
+    cand, champ = (run if isinstance(run, pl.DataFrame) else load_test_rows(run) for run in (candidate, champion))
     bootstrap = bootstrap or Bootstrap()
     missing = [f"pred_{h}d" for h in horizons if f"pred_{h}d" not in champ.columns or f"pred_{h}d" not in cand.columns]
     if missing:

@@ -24,7 +24,7 @@ import polars as pl
 import yaml
 
 from gogoku.errors import GogokuError, InputError
-from gogoku.evaluate.compare import compare_rows
+from gogoku.evaluate.compare import compare_runs
 from gogoku.evaluate.families import exposures, families_of, family_oracles, format_families
 from gogoku.evaluate.metrics import (
     Bootstrap,
@@ -411,7 +411,7 @@ def paired_differences(runs: Sequence[ModelRun], ref: ModelRun, test_rows: Mappi
         if run is ref:
             continue
         horizons = [h for h in run.horizons if h in ref.horizons]
-        compared = compare_rows(test_rows[run.label], test_rows[ref.label], horizons, {}, settings.bootstrap,
+        compared = compare_runs(test_rows[run.label], test_rows[ref.label], horizons, {}, settings.bootstrap,
                                 min_days=0, min_names=settings.min_names)
         out["models"][run.label] = {h: {k: f[k] for k in ("difference", "difference_ci", "days")}
                                     for h, f in compared["horizons"].items()}
