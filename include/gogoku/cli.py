@@ -429,10 +429,24 @@ def cmd_ablate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_blend(args: argparse.Namespace) -> dict[str, Any]:
-    from gogoku.train.blend import blend_runs
+    from gogoku.evaluate.report import MODELS, resolve_model_dirs
+    from gogoku.train.blend import blend_runs, fetch_skips
 
-    return blend_runs([Path(value).expanduser() for value in args.runs], _out_dir("--out", args.out), step=args.step,
-                      min_names=args.min_names)
+    if (args.out is None) == (args.run_name is None):
+        raise InputError("gogoku blend: give --out DIR (a local folder) or --run-name NAME (<data root>/models/NAME)")
+    store = _settings(args).store
+    # Runs given as data-root URIs or names are fetched from an object store (their validation
+    # predictions and production models included); local folders are read in place.
+    runs = resolve_model_dirs(list(args.runs), store, skip=fetch_skips, flag="--runs")
+    if args.run_name is None:
+        return blend_runs(runs, _out_dir("--out", args.out), step=args.step, min_names=args.min_names)
+    if "/" in args.run_name or args.run_name in ("", ".", ".."):
+        raise InputError(f"--run-name {args.run_name!r}: expected a folder name under {store.uri(MODELS)}")
+    rel = f"{MODELS}/{args.run_name}"
+    result = blend_runs(runs, _out_dir("--run-name", str(store.local_path(rel))), step=args.step,
+                        min_names=args.min_names)
+    store.publish_tree(rel, last=["metrics.json"])  # the completion marker reaches the store last
+    return {**result, "model_dir": store.uri(rel)}
 
 
 # ---------------------------------------------------------------- daily predictions
@@ -759,8 +773,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add(sub, "blend", cmd_blend,
              "blend trained runs (same dataset and folds) with weights chosen per fold and horizon on their "
              "validation slices; writes a model folder (and final/ when every run has one)")
-    sp.add_argument("--runs", nargs="+", required=True, help="two or more model folders (e.g. a LightGBM and an ATFT run)")
-    sp.add_argument("--out", required=True, help="the blend's model folder")
+    sp.add_argument("--runs", nargs="+", required=True,
+                    help="two or more model folders (e.g. a LightGBM and an ATFT run): data-root URIs or paths, or "
+                         "local folders")
+    sp.add_argument("--out", default=None, help="the blend's model folder (a local folder)")
+    sp.add_argument("--run-name", default=None, help="or: the blend's folder <data root>/models/NAME (published "
+                    "to an object-store data root; `gogoku model register` takes NAME)")
     sp.add_argument("--step", type=float, default=0.1, help="weight grid step (1/n)")
     sp.add_argument("--min-names", type=int, default=20, help="names a validation day needs to count")
 

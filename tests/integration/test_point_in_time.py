@@ -146,9 +146,11 @@ def test_a_blend_of_two_runs_scores_a_day_through_predict(world: dict[str, Any],
     models = Path(settings.data_root) / "models"
     out = tmp_path / "result.json"
     cli(["train", "--model", "lightgbm", "--run-name", "pit_leaves7", *TRAIN, "model.params.num_leaves=7"], out)
-    blend = cli(["blend", "--runs", str(models / "pit"), str(models / "pit_leaves7"), "--out", str(models / "pit_blend")],
+    store = settings.store  # the runs by their data-root URIs, the blend into <data root>/models/pit_blend
+    blend = cli(["blend", "--runs", store.uri("models/pit"), store.uri("models/pit_leaves7"), "--run-name", "pit_blend"],
                 out)
     assert blend["final"] and set(blend["components"]) == {"lightgbm_pit", "lightgbm_pit_leaves7"}
+    assert blend["model_dir"] == store.uri("models/pit_blend") and (models / "pit_blend" / "metrics.json").is_file()
     cli(["model", "register", "--model-dir", "pit_blend"], out)
     result = predict_day(settings, END, model="pit_blend")
     pred = pl.read_parquet(result["uri"]).sort("Code")

@@ -14,7 +14,7 @@ from test_lightgbm import FEATURES, OVERRIDES, write_synthetic  # tests/unit is 
 from gogoku.baselines.lightgbm import LightGBMModel
 from gogoku.cli import main
 from gogoku.errors import InputError
-from gogoku.train.blend import BlendModel, choose_weights, rank_score, simplex_grid
+from gogoku.train.blend import BlendModel, choose_weights, fetch_skips, rank_score, simplex_grid
 from gogoku.train.run import train
 
 
@@ -26,6 +26,16 @@ def test_rank_scores_and_the_weight_grid_by_hand() -> None:
     assert len(simplex_grid(3, 0.1)) == 66 and all(abs(sum(w) - 1) < 1e-12 for w in simplex_grid(3, 0.1))
     with pytest.raises(InputError, match="--step"):
         simplex_grid(2, 0.3)
+
+
+def test_what_a_blend_fetches_of_a_run_in_an_object_store() -> None:
+    kept = ["models/a/metrics.json", "models/a/predictions.parquet", "models/a/config.yaml",
+            "models/a/checkpoints/fold2/valid_predictions.parquet", "models/a/final/model.json",
+            "models/a/final/lightgbm_5d.txt", "models/a/final/snapshots.pt"]
+    left = ["models/a/checkpoints/fold2/last.pt", "models/a/checkpoints/fold2/snapshots.pt",
+            "models/a/tensorboard/fold0/events.out", "models/a/final/checkpoint/last.pt"]
+    assert [fetch_skips(r) for r in kept] == [False] * len(kept)
+    assert [fetch_skips(r) for r in left] == [True] * len(left)
 
 
 def test_the_weights_follow_the_validation_slice() -> None:
@@ -92,7 +102,9 @@ def test_blend_of_two_runs_through_the_cli(tmp_path: Path, capsys: pytest.Captur
     train(path, "lightgbm", tmp_path / "two_folds", [*OVERRIDES[1:], "splits.n_splits=2"])
     for runs, message in (([tmp_path / "signal", tmp_path / "two_folds"], "folds differ"),
                           ([tmp_path / "signal"], "at least two"),
-                          ([tmp_path / "signal", tmp_path / "nowhere"], "no metrics.json")):
-        assert main(["blend", "--runs", *map(str, runs), "--out", str(tmp_path / "x")]) != 0
+                          ([tmp_path / "signal", tmp_path / "nowhere"], "--runs " + str(tmp_path / "nowhere")),
+                          ([tmp_path / "signal", tmp_path / "noise"], "give --out DIR")):
+        where = [] if message == "give --out DIR" else ["--out", str(tmp_path / "x")]
+        assert main(["blend", "--runs", *map(str, runs), *where]) != 0
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x" / "metrics.json").exists()

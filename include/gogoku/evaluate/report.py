@@ -15,7 +15,7 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ def _as_store(root: Store | Path) -> Store:
     return root if isinstance(root, Store) else Store.from_url(root)
 
 
-def _model_rels(store: Store, value: str) -> list[str] | None:
+def _model_rels(store: Store, value: str, flag: str = "--model-dir") -> list[str] | None:
     """The model folders (relative to the root) that `value` names in the data root: `latest`, a
     model folder or a run folder of model folders; None when `value` lies outside the root."""
     if value in ("", "latest"):
@@ -78,22 +78,29 @@ def _model_rels(store: Store, value: str) -> list[str] | None:
         return [rel]
     subs = sorted(m.rsplit("/", 1)[0] for m in markers if m.count("/") == top.count("/") + 1)
     if not subs:
-        raise InputError(f"--model-dir {value}: no metrics.json there or in its sub-folders")
+        raise InputError(f"{flag} {value}: no metrics.json there or in its sub-folders")
     return subs
 
 
-def resolve_model_dirs(values: str | Path | Sequence[str | Path] | None, root: Store | Path) -> list[Path]:
+def report_skips(rel: str) -> bool:
+    """What a report does not fetch of a model folder in an object store (`resolve_model_dirs`)."""
+    return any(p in f"/{rel}" for p in _NOT_READ)
+
+
+def resolve_model_dirs(values: str | Path | Sequence[str | Path] | None, root: Store | Path,
+                       skip: Callable[[str], bool] = report_skips, flag: str = "--model-dir") -> list[Path]:
     """Local model folders for --model-dir values: `latest`, a model folder (with metrics.json) or a
     run folder whose sub-folders are model folders (all of them, sorted by name), given as URIs or
-    paths of the data root (fetched from an object store) or as local paths elsewhere."""
+    paths of the data root (fetched from an object store, but for the objects `skip` names) or as
+    local paths elsewhere. Errors name the values' option, `flag`."""
     store = _as_store(root)
     if values is None or isinstance(values, (str, Path)):
         values = ["latest" if values is None else values]
     dirs: list[Path] = []
     for value in values:
-        rels = _model_rels(store, str(value).strip())
+        rels = _model_rels(store, str(value).strip(), flag)
         if rels is not None:
-            dirs.extend(store.fetch_tree(r, skip=lambda obj: any(p in f"/{obj}" for p in _NOT_READ)) for r in rels)
+            dirs.extend(store.fetch_tree(r, skip=skip) for r in rels)
             continue
         path = Path(value)
         if (path / "metrics.json").is_file():
@@ -101,11 +108,11 @@ def resolve_model_dirs(values: str | Path | Sequence[str | Path] | None, root: S
             continue
         found = sorted(p.parent for p in path.glob("*/metrics.json")) if path.is_dir() else []
         if not found:
-            raise InputError(f"--model-dir {value}: no metrics.json there or in its sub-folders")
+            raise InputError(f"{flag} {value}: no metrics.json there or in its sub-folders")
         dirs.extend(found)
     unique = list(dict.fromkeys(p.resolve() for p in dirs))
     if not unique:
-        raise InputError("--model-dir: no model folder given")
+        raise InputError(f"{flag}: no model folder given")
     return unique
 
 

@@ -10,7 +10,9 @@ that fold's validation slice, the rows every run scored; the fold's test rows ge
 test blocks choose nothing.
 
 The blend folder is a model folder like any other: predictions.parquet, metrics.json (the weights and
-validation RankICs per fold and horizon), config.yaml; `gogoku evaluate` / `report` read it. When every
+validation RankICs per fold and horizon), config.yaml; `gogoku evaluate` / `report` read it. The runs
+may be data-root URIs (fetched from an object store: `fetch_skips` says what is left there) and the
+blend may go to `<data root>/models/<name>` (`--run-name`, published with metrics.json last). When every
 run has a production model (`final/`), the blend gets one too: the runs' final folders copied into
 `final/<run>/` and `final/model.json` with the weights (the mean over the folds) for `gogoku predict`.
 """
@@ -38,6 +40,15 @@ log = logging.getLogger(__name__)
 
 KIND = "blend"
 MIN_NAMES = 20  # names a validation day needs to count in the mean daily RankIC
+
+
+def fetch_skips(rel: str) -> bool:
+    """What a blend does not fetch of a run in an object store: TensorBoard logs, training checkpoints
+    and the refit's checkpoint (the folds' validation predictions and the production model it reads)."""
+    path = f"/{rel}"
+    if "/tensorboard/" in path or "/final/checkpoint/" in path:
+        return True
+    return "/checkpoints/" in path and not path.endswith(f"/{VALID_PREDICTIONS}")
 
 
 def rank_score(col: str) -> pl.Expr:
@@ -210,7 +221,8 @@ def _blend_finals(runs: Sequence[Mapping[str, Any]], labels: Sequence[str], weig
     if folder.exists():
         shutil.rmtree(folder)
     for run, label in zip(runs, labels, strict=True):
-        shutil.copytree(run["folder"] / "final", folder / label)
+        # The refit's training checkpoint stays behind: scoring reads the saved model only.
+        shutil.copytree(run["folder"] / "final", folder / label, ignore=shutil.ignore_patterns("checkpoint"))
     features = sorted({f for d in descriptions for f in d["features"]})
     horizons = [h for h in descriptions[0]["horizons"] if all(h in d["horizons"] for d in descriptions)]
     plans = {d.get("plan") for d in descriptions}
