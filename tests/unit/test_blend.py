@@ -108,3 +108,33 @@ def test_blend_of_two_runs_through_the_cli(tmp_path: Path, capsys: pytest.Captur
         assert main(["blend", "--runs", *map(str, runs), *where]) != 0
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x" / "metrics.json").exists()
+
+
+def test_a_blend_of_runs_in_an_object_store_from_a_pod_with_an_empty_disk(
+        gcs_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Two runs trained by one pod into a gs:// data root (the GCS emulator), blended by another pod
+    that has only the bucket, read by a third."""
+    root = f"gs://{gcs_bucket}/team/prod"
+    path = write_synthetic(tmp_path / "inputs")
+    monkeypatch.setenv("GOGOKU_DATA_ROOT", root)
+    monkeypatch.setenv("GOGOKU_LOCAL_CACHE", str(tmp_path / "trainer"))
+    for name, extra in (("signal", []), ("noise", ["features.exclude=[signal]"])):
+        train(path, "lightgbm", None, [*OVERRIDES, "refit=true", *extra], run_name=name)
+    monkeypatch.setenv("GOGOKU_LOCAL_CACHE", str(tmp_path / "blender"))
+    assert main(["blend", "--runs", f"{root}/models/signal", f"{root}/models/noise", "--run-name", "both"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model_dir"] == f"{root}/models/both" and result["final"]
+    copy = tmp_path / "blender" / "gs" / gcs_bucket / "team" / "prod" / "models"
+    fetched = sorted(p.name for p in (copy / "signal" / "checkpoints").rglob("*") if p.is_file())
+    assert fetched == ["valid_predictions.parquet"] * 3  # the folds' boosters stayed in the bucket
+
+    monkeypatch.setenv("GOGOKU_LOCAL_CACHE", str(tmp_path / "reader"))
+    from gogoku.config import Settings
+    from gogoku.evaluate.report import resolve_model_dirs
+
+    (folder,) = resolve_model_dirs([f"{root}/models/both"], Settings.from_env().store)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["model"] == "blend" and metrics["mean_weights"]["5d"]["lightgbm_signal"] >= 0.7
+    description = json.loads((folder / "final" / "model.json").read_text())
+    assert description["kind"] == "blend" and sorted(p.name for p in (folder / "final").iterdir()) == [
+        "lightgbm_noise", "lightgbm_signal", "model.json"]
